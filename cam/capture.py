@@ -83,6 +83,5 @@ def capture(
 def hook_count(module: nn.Module) -> int:
     """Forward hooks, forward pre-hooks and backward hooks registered anywhere in ``module``."""
     return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-        for m in module.modules()
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in module.modules()
     )

@@ -10,15 +10,15 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.pop("CAM_MODEL", None)
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pytest
+import torch
 
-from cam.checkpoint import build_module  # noqa: E402
-from cam.model import CamModel, Provenance  # noqa: E402
-from cam.network import PotPlantGAP  # noqa: E402
+from cam.checkpoint import build_module
+from cam.model import CamModel, Provenance
+from cam.network import PotPlantGAP
 
 
 def make_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
