@@ -1,47 +1,98 @@
-"""One image loader for every entry point (library, CLI, app).
+"""One image loader for every entry point (library, CLI, app), safe on hostile files.
 
-Input: a path, bytes, a PIL image, a numpy array, or an already loaded `LoadedImage`.
-Output: a `LoadedImage` with
-  * ``model_input``: (256, 256, 3) uint8 RGB. The whole photo is *squashed* to 256x256 (no crop, no
-    padding), like the course's ``Resize((256, 256))``: every pixel of the photo is seen, and a map
-    pixel maps back to the photo by a plain per-axis scale, so resizing a map to the photo's size
-    lines it up exactly. The cost is a changed aspect ratio for non-square photos, which a
-    7x7-receptive-field texture model tolerates well.
-  * ``display``: the photo in RGB with its long side at most ``display_max_side`` (overlays are
-    drawn at that size, never at a 12 MP photo's full size), or None when not asked for.
-  * ``original_size``: (width, height) after EXIF orientation.
+    loaded = load_image(src)                          # path, bytes, PIL image, numpy array, LoadedImage
+    loaded.model_input                                # (256, 256, 3) uint8 RGB
+    loaded.display                                    # PIL RGB, long side <= 1024 (None if not asked)
+    loaded.original_size                              # (width, height) of the photo as a person sees it
 
-Refusals are `ImageError` (a ValueError) with a message a person understands.
+Resize choice. The whole photo is *squashed* to 256x256 (no crop, no padding), like the course's
+``Resize((256, 256))`` with Pillow's antialiased bilinear filter: every pixel of the photo is seen, and
+a map pixel maps back to the photo by a plain per-axis scale, so resizing a map to the photo's size
+lines it up exactly. The cost is a changed aspect ratio for non-square photos, which a texture model
+with small receptive fields tolerates well up to a point; beyond ``MAX_ASPECT`` (20:1, e.g. an 8x5000
+strip) the squashed input would be meaningless, so such images are refused with a message. A 1x1
+image is accepted (it becomes a flat square).
+
+Outputs.
+  * ``model_input``: (256, 256, 3) uint8 RGB, the network's input before scaling to [0, 1].
+  * ``display``: RGB, long side at most ``display_max_side`` (overlays are drawn at that size, never
+    at a 12 MP photo's full size); ``display_max_side=None`` skips it and is the fastest path (large
+    JPEGs are then decoded at 1/8 scale). ``model_input`` can differ by a level or two between the two
+    settings for large JPEGs, because the JPEG decoder downscales by a different power of two.
+  * ``original_size``: the true (width, height) after EXIF orientation, even when the JPEG was decoded
+    at a reduced scale.
+
+Limits, all checked before any pixel is decoded (a 12 KB PNG can declare 10000x10000 pixels):
+  * ``MAX_BYTES`` (25 MiB) per file or bytes object; only that much of a file is ever read.
+  * ``MAX_PIXELS`` (50 MP, a 48 MP phone photo passes) from the header, parsed here for PNG, JPEG,
+    GIF, WebP and BMP before Pillow sees the data, and checked again on Pillow's header for all.
+  * ``MAX_ASPECT`` long side / short side.
+  * Formats: JPEG (and MPO), PNG, GIF, WebP, BMP, TIFF only (``FORMATS``); Pillow's other plugins
+    (EPS runs Ghostscript, PSD, ICNS, ...) are never tried. Multi-frame files (GIF, WebP, TIFF, MPO)
+    give frame 0; ``is_animated``/``n_frames``/``seek`` are never called, because they parse every
+    frame of an untrusted file.
+  * Truncated files are refused: this module never sets ``ImageFile.LOAD_TRUNCATED_IMAGES`` (it must
+    stay False, its default) and a decoder that runs out of data raises.
+
+Colour modes become 8-bit RGB: transparency (RGBA, LA, PA, P or L with tRNS) is composited on white
+as ``(c*a + 255*(255 - a) + 127) // 255``; 16-bit grey (I;16*) is ``round(v / 257)``; 32-bit integer
+(I) and float (F) images are read as 8-bit when in [0, 255], as 16-bit when integers in [0, 65535],
+as [0, 1] floats when in [0, 1], and otherwise min-max stretched; CMYK, YCbCr, 1-bit, grey and palette
+use Pillow's conversions. EXIF orientation (also from XMP) is applied; an unreadable EXIF block is
+ignored rather than refused, since the pixels are fine.
+
+Every refusal is an `ImageError` (a ValueError) whose message says what happened, why, and what to do;
+every exception Pillow or numpy may raise on bad data (OSError, SyntaxError, struct.error, EOFError,
+ValueError, DecompressionBombError, MemoryError, ...) is turned into one.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
-import warnings
+import stat
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from cam.errors import ImageError
 from cam.network import INPUT_SIZE
 
-MAX_PIXELS = 50_000_000  # 50 MP: a 12 MP phone photo passes, a decompression bomb does not
-MAX_BYTES = 25 * 1024 * 1024
+MAX_PIXELS = 50_000_000  # 50 MP
+MAX_BYTES = 25 * 1024 * 1024  # 25 MiB
+MAX_ASPECT = 20  # long side / short side
 DISPLAY_MAX_SIDE = 1024
+FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # Pillow plugin names tried, in this order
+ACCEPTED = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 
-ImageSource = Union[str, os.PathLike[str], bytes, Image.Image, np.ndarray, "LoadedImage"]
+ImageSource = Union[str, os.PathLike[str], bytes, bytearray, memoryview, Image.Image, np.ndarray, "LoadedImage"]
+
+_MB = 1024 * 1024
+_REDUCIBLE = frozenset({"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "I", "F"})
+_TRANSPOSE = {  # EXIF orientation -> the transpose that shows the photo upright (as ImageOps.exif_transpose)
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_AXES = frozenset({5, 6, 7, 8})
 
 
 @dataclass(frozen=True)
 class LoadedImage:
     model_input: np.ndarray  # (256, 256, 3) uint8 RGB
     display: Image.Image | None  # RGB, long side <= display_max_side
-    original_size: tuple[int, int]  # (width, height)
+    original_size: tuple[int, int]  # (width, height) after EXIF orientation
 
     def tensor(self) -> torch.Tensor:
         """(1, 3, 256, 256) float32 in [0, 1]: the course's input format."""
@@ -49,131 +100,450 @@ class LoadedImage:
         return torch.from_numpy(self.model_input.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
-def _open(src: str | os.PathLike[str] | bytes) -> Image.Image:
-    if isinstance(src, bytes):
-        data = src
-        name = "the uploaded data"
-    else:
-        path = Path(src)
-        name = path.name
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise ImageError(f"Cannot read image {name!r}: {exc.strerror or exc}.") from exc
-        if size > MAX_BYTES:
-            raise ImageError(
-                f"{name!r} is {size / 1e6:.1f} MB; images up to {MAX_BYTES / 1e6:.0f} MB are accepted."
-            )
-        data = path.read_bytes()
-    if not data:
-        raise ImageError(f"{name} is empty (0 bytes): nothing to explain. Choose a JPEG or PNG photo.")
-    if len(data) > MAX_BYTES:
-        raise ImageError(f"{name} is {len(data) / 1e6:.1f} MB; images up to {MAX_BYTES / 1e6:.0f} MB are accepted.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))  # reads the header only
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(
-            f"{name} is not an image this app can read (JPEG, PNG, WebP, GIF, BMP or TIFF): {exc}"
-        ) from exc
-    except Exception as exc:  # Pillow raises many types on malformed headers
-        raise ImageError(f"{name} could not be read as an image: {exc}") from exc
-    return img
-
-
-def _check_pixels(img: Image.Image) -> None:
-    w, h = img.size
-    if w < 1 or h < 1:
-        raise ImageError(f"The image has no pixels ({w}x{h}).")
-    if w * h > MAX_PIXELS:
-        raise ImageError(
-            f"The image is {w}x{h} = {w * h / 1e6:.0f} megapixels; the limit is {MAX_PIXELS / 1e6:.0f} "
-            "megapixels (larger files are refused before decoding to protect the server). "
-            "Resize it and try again."
-        )
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Every Pillow mode to 8-bit RGB; transparency is composited on white."""
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
-        return Image.fromarray(scaled.round().astype(np.uint8), "L").convert("RGB")
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
-
-
-def _from_array(arr: np.ndarray) -> Image.Image:
-    a = np.asarray(arr)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
-        raise ImageError(f"An image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {a.shape}.")
-    if a.size == 0:
-        raise ImageError(f"The image array is empty (shape {a.shape}).")
-    if a.dtype == np.uint8:
-        out = a
-    elif np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise ImageError("The image array contains NaN or infinite values.")
-        scale = 255.0 if a.max() <= 1.0 else 1.0  # floats in [0, 1] as the course uses them
-        out = np.clip(a * scale, 0, 255).round().astype(np.uint8)
-    elif np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
-        hi = 1 if a.dtype == np.bool_ else (65535 if a.max() > 255 else 255)
-        out = (a.astype(np.float64) * (255.0 / hi)).round().astype(np.uint8)
-    else:
-        raise ImageError(f"Unsupported image array dtype {a.dtype}.")
-    mode = "L" if out.ndim == 2 else ("RGB" if out.shape[2] == 3 else "RGBA")
-    return Image.fromarray(np.ascontiguousarray(out), mode)
-
-
 def load_image(src: ImageSource, *, display_max_side: int | None = DISPLAY_MAX_SIDE) -> LoadedImage:
     """Load any supported image source into the model's input format (see the module docstring)."""
     if isinstance(src, LoadedImage):
         return src
+    if display_max_side is not None and (not isinstance(display_max_side, int) or display_max_side < 1):
+        raise ValueError(f"display_max_side must be a positive int or None, got {display_max_side!r}")
     if isinstance(src, np.ndarray):
-        img = _from_array(src)
-    elif isinstance(src, Image.Image):
-        img = src
-    elif isinstance(src, (bytes, str, os.PathLike)):
-        img = _open(src)
+        rgb = _from_array(src)
+        _check_shape("The image array", *rgb.size)
+        return _finish(rgb, rgb.size, display_max_side)
+    if isinstance(src, Image.Image):
+        return _load_pil(src, "The image", display_max_side, owned=False)
+    if isinstance(src, (bytes, bytearray, memoryview, str, os.PathLike)):
+        data, name = _read(src)
+        return _load_pil(_open(data, name), name, display_max_side, owned=True)
+    raise ImageError(
+        f"Cannot load an image from a {type(src).__name__}: the loader takes a file path, bytes, a PIL "
+        "image or a numpy array. Pass one of those."
+    )
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _read(src: str | os.PathLike[str] | bytes | bytearray | memoryview) -> tuple[bytes, str]:
+    """The file's bytes (at most MAX_BYTES + 1 are read) and a name for messages."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+        name = "The uploaded data"
     else:
-        raise ImageError(f"Cannot load an image from a {type(src).__name__}; pass a path, bytes, PIL image or array.")
-    _check_pixels(img)
+        try:
+            path = Path(os.fspath(src))
+            name = repr(path.name or str(path))
+            st = path.stat()
+        except FileNotFoundError:
+            raise ImageError(f"No file at {os.fspath(src)!r}: check the path and try again.") from None
+        except (OSError, ValueError) as exc:  # permissions, embedded NUL, name too long
+            raise ImageError(f"Cannot read the file {os.fspath(src)!r} ({exc}). Check the path.") from exc
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError(f"{name} is a folder, not an image file. Choose an image file inside it.")
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+            raise ImageError(f"{name} is not a regular file (a device or pipe). Choose an image file.")
+        _check_bytes(name, st.st_size)
+        try:
+            with path.open("rb") as f:
+                data = f.read(MAX_BYTES + 1)  # the file may have grown since stat
+        except OSError as exc:
+            raise ImageError(
+                f"Cannot read {name} ({exc.strerror or exc}). Check the file's permissions."
+            ) from exc
+    _check_bytes(name, len(data))
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes): there is no picture in it. Choose a JPEG or PNG photo.")
+    return data, name
+
+
+def _check_bytes(name: str, size: int) -> None:
+    if size > MAX_BYTES:
+        raise ImageError(
+            f"{name} is {size / _MB:.2f} MB ({size:,} bytes), over the {MAX_BYTES / _MB:.0f} MB limit "
+            "for images. "
+            "Save it as a JPEG or at a smaller size (a phone photo is 2-8 MB) and try again."
+        )
+
+
+def _open(data: bytes, name: str) -> Image.Image:
+    """Identify the format and read the header; refuse non-images and oversized headers."""
+    kind = _sniff_foreign(data)
+    if kind is not None:
+        raise ImageError(kind.format(name=name))
+    declared = _header_size(data)
+    if declared is not None:
+        _check_shape(name, *declared)
     try:
-        if img.format == "JPEG":
-            # Decode at 1/2, 1/4 or 1/8 scale when the photo is much larger than what we need.
-            need = display_max_side or INPUT_SIZE
-            w, h = img.size
-            scale = min(1.0, need / max(w, h)) if display_max_side else INPUT_SIZE / min(w, h)
-            img.draft("RGB", (max(1, int(w * min(scale, 1.0))), max(1, int(h * min(scale, 1.0)))))
-        img = ImageOps.exif_transpose(img) or img
-        rgb = _to_rgb(img)
-        rgb.load()
+        img = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
+    except UnidentifiedImageError:
+        raise ImageError(_unidentified(data, name)) from None
+    except Image.DecompressionBombError:
+        raise _bomb(name) from None
+    except MemoryError:
+        raise _memory_error(name) from None
+    except Exception as exc:  # Pillow raises many types on malformed headers
+        raise _damaged(name, _format_of(data), exc) from exc
+    return img
+
+
+def _sniff_foreign(data: bytes) -> str | None:
+    """A message template for data that is certainly not a raster image we read, else None."""
+    head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith((b"<svg", b"<?xml", b"<!doctype svg")) and b"<svg" in head:
+        return (
+            "{name} is an SVG drawing: vector images are not supported, the model needs pixels. "
+            "Export it as a PNG (any browser or Inkscape can) and try again."
+        )
+    if head.startswith((b"<!doctype html", b"<html")) or (head.startswith(b"<") and b"<html" in head):
+        return (
+            "{name} is not an image: it is an HTML web page (often saved from a link to an image rather "
+            f"than the image itself). Open the image itself and save that, as {ACCEPTED}."
+        )
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevx",
+                                               b"mif1", b"msf1", b"avif", b"avis"):
+        return (
+            "{name} is a HEIC/HEIF or AVIF photo (the iPhone's default format), which is not supported. "
+            "Export it as JPEG (on an iPhone: Settings > Camera > Formats > Most Compatible) and try again."
+        )
+    return None
+
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _format_of(data: bytes) -> str | None:
+    for sig, fmt in _SIGNATURES:
+        if data.startswith(sig):
+            return fmt
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    bmp_header = int.from_bytes(data[14:18], "little")
+    if data[:2] == b"BM" and len(data) >= 26 and bmp_header in (12, 40, 52, 56, 64, 108, 124):
+        return "BMP"
+    return None
+
+
+def _unidentified(data: bytes, name: str) -> str:
+    fmt = _format_of(data)
+    if fmt is not None:
+        return (
+            f"{name} starts like a {fmt} file but is damaged: its header could not be read. The file may "
+            "be cut off or corrupted; re-save or re-export it and try again."
+        )
+    if data.startswith(b"%PDF"):
+        what = "it is a PDF document"
+    elif _looks_like_text(data[:2048]):
+        what = "it contains text"
+    else:
+        what = "its contents match no supported image format"
+    return f"{name} is not an image this app can read: {what}. Use a {ACCEPTED} file."
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\t\r\n" for ch in text)
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) declared by a PNG, GIF, WebP, BMP or JPEG header, or None if not parsed here."""
+    try:
+        if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+            if zlib.crc32(data[12:29]) != int.from_bytes(data[29:33], "big"):
+                return None  # a corrupt IHDR: Pillow refuses it as damaged
+            w, h = struct.unpack(">II", data[16:24])
+            return int(w), int(h)
+        if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+            w, h = struct.unpack("<HH", data[6:10])
+            return int(w), int(h)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+            chunk = data[12:16]
+            if chunk == b"VP8X":
+                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+            if chunk == b"VP8 ":
+                w, h = struct.unpack("<HH", data[26:30])
+                return int(w) & 0x3FFF, int(h) & 0x3FFF
+            if chunk == b"VP8L":
+                bits = int.from_bytes(data[21:25], "little")
+                return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+        if data[:2] == b"BM" and len(data) >= 26:
+            if int.from_bytes(data[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER
+                w, h = struct.unpack("<HH", data[18:22])
+            else:
+                w, h = struct.unpack("<ii", data[18:26])
+            return abs(int(w)), abs(int(h))  # negative height = top-down rows
+        if data[:3] == b"\xff\xd8\xff":
+            return _jpeg_size(data)
+    except struct.error:
+        return None
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Walk the JPEG markers to the first SOFn frame header."""
+    i = 2
+    n = len(data)
+    while i + 9 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return int(w), int(h)
+        if length < 2:
+            return None
+        i += 2 + length
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+def _check_shape(name: str, w: int, h: int) -> None:
+    if w < 1 or h < 1:
+        raise ImageError(
+            f"{name} has no pixels ({w}x{h}): the image is empty or its header is damaged. Choose another image."
+        )
+    if w * h > MAX_PIXELS:
+        raise ImageError(
+            f"{name} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels, checked before decoding because a small file can declare "
+            "a huge image. Resize it (the model only sees 256x256) and try again."
+        )
+    ratio = max(w, h) / min(w, h)
+    if ratio > MAX_ASPECT:
+        raise ImageError(
+            f"{name} is {w}x{h} pixels, a {ratio:.0f}:1 strip; it is too elongated: the model sees a "
+            f"256x256 square, and squashing such a strip into it destroys its content. Crop it to at most "
+            f"{MAX_ASPECT}:1 around the plant and try again."
+        )
+
+
+def _damaged(name: str, fmt: str | None, exc: BaseException) -> ImageError:
+    detail = str(exc).strip() or type(exc).__name__
+    what = f"its {fmt} data" if fmt else "its data"
+    return ImageError(
+        f"{name} is damaged or incomplete: {what} could not be decoded ({detail}). The file may be cut off "
+        "by an interrupted download or upload; re-save or re-export it and try again."
+    )
+
+
+def _bomb(name: str) -> ImageError:
+    """Pillow's own DecompressionBombError (over twice Image.MAX_IMAGE_PIXELS), reworded."""
+    return ImageError(
+        f"{name} declares an image of more than {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels; "
+        f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels, checked before decoding because a small file "
+        "can declare a huge image. Resize the image and try again."
+    )
+
+
+def _memory_error(name: str) -> ImageError:
+    return ImageError(
+        f"{name} is too large to decode with the memory available. Resize it to a few megapixels and "
+        "try again."
+    )
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+
+def _needed(w: int, h: int, display_max_side: int | None) -> tuple[int, int]:
+    """The smallest (w, h) that still gives full quality for the model input and the display."""
+    s = min(1.0, display_max_side / max(w, h)) if display_max_side else 0.0
+    return min(w, max(INPUT_SIZE, math.ceil(w * s))), min(h, max(INPUT_SIZE, math.ceil(h * s)))
+
+
+def _load_pil(img: Image.Image, name: str, display_max_side: int | None, *, owned: bool) -> LoadedImage:
+    """Decode frame 0 of ``img`` (header already read) into a LoadedImage.
+
+    ``owned``: the loader opened ``img`` itself, so it may switch the JPEG decoder to draft mode (which
+    changes the object); a caller's image is never changed.
+    """
+    fmt = img.format
+    try:
+        w, h = img.size
+        _check_shape(name, w, h)
+        if owned and isinstance(img, JpegImagePlugin.JpegImageFile):
+            # Decode at 1/2, 1/4 or 1/8 scale in the DCT: the result is at least _needed() on each side.
+            img.draft(img.mode, _needed(w, h, display_max_side))
+        img.load()
+        orientation = _orientation(img)
+        if img.mode in _REDUCIBLE:
+            img = _reduce(img, display_max_side)
+        rgb = _to_rgb(img, name)
+        rgb = _reduce(rgb, display_max_side)
+        if orientation in _TRANSPOSE:
+            rgb = rgb.transpose(_TRANSPOSE[orientation])
     except ImageError:
         raise
-    except Exception as exc:  # truncated data, bad chunks, decoder errors
-        raise ImageError(f"The image data is damaged or incomplete and could not be decoded: {exc}") from exc
-    original_size = rgb.size if img.format != "JPEG" else _exif_size(img, rgb)
+    except Image.DecompressionBombError:
+        raise _bomb(name) from None
+    except MemoryError:
+        raise _memory_error(name) from None
+    except Exception as exc:  # truncated data, bad chunks, decoder errors of every type
+        raise _damaged(name, fmt, exc) from exc
+    original_size = (h, w) if orientation in _SWAPS_AXES else (w, h)
+    return _finish(rgb, original_size, display_max_side, copy=not owned)
+
+
+def _orientation(img: Image.Image) -> int:
+    """EXIF (or XMP) orientation 1-8; 1 when absent or unreadable (the pixels are still fine)."""
+    try:
+        value = img.getexif().get(0x0112, 1)
+        return value if isinstance(value, int) and value in _TRANSPOSE else 1
+    except Exception:  # a malformed EXIF block must not cost the user the photo
+        return 1
+
+
+def _reduce(img: Image.Image, display_max_side: int | None) -> Image.Image:
+    """Box-average by an integer factor while both sides stay >= what the outputs need (saves memory)."""
+    tw, th = _needed(*img.size, display_max_side)
+    factor = min(img.size[0] // tw, img.size[1] // th)
+    return img.reduce(factor) if factor >= 2 else img
+
+
+def _to_rgb(img: Image.Image, name: str) -> Image.Image:
+    """Every Pillow mode to 8-bit RGB (rules in the module docstring)."""
+    mode = img.mode
+    if "transparency" in img.info and mode in ("P", "L", "RGB", "1", "I", "I;16"):
+        img = img.convert("RGBA") if mode in ("P", "L", "RGB", "1") else img
+        mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA"):
+        rgba = img.convert("LA").convert("RGBA") if mode == "La" else img.convert("RGBA")
+        return Image.fromarray(_on_white(np.asarray(rgba)), "RGB")
+    if mode.startswith("I;16"):
+        arr = np.asarray(img).astype(np.float64)  # (H, W), any byte order
+        return _gray_to_rgb(arr / 257.0)
+    if mode in ("I", "F"):
+        return _gray_to_rgb(_scale_wide(np.asarray(img, dtype=np.float64), name, is_float=mode == "F"))
+    try:
+        return img.convert("RGB")
+    except ValueError as exc:
+        raise ImageError(
+            f"{name} uses the colour mode {mode!r}, which cannot be converted to RGB ({exc}). "
+            "Save it as an ordinary RGB JPEG or PNG and try again."
+        ) from exc
+
+
+def _on_white(rgba: np.ndarray) -> np.ndarray:
+    """(H, W, 4) uint8 -> (H, W, 3) uint8: (c*a + 255*(255 - a) + 127) // 255, exact in uint16."""
+    c = rgba[..., :3].astype(np.uint16)
+    a = rgba[..., 3:4].astype(np.uint16)
+    return ((c * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def _scale_wide(arr: np.ndarray, name: str, *, is_float: bool) -> np.ndarray:
+    """(H, W) float64 of a 32-bit int (I) or float (F) image -> (H, W) float64 on the 8-bit scale."""
+    if not np.isfinite(arr).all():
+        raise ImageError(
+            f"{name} contains NaN or infinite values, so it has no defined colours. Save it as an ordinary "
+            "8-bit image and try again."
+        )
+    lo, hi = float(arr.min()), float(arr.max())
+    if is_float and lo >= 0.0 and hi <= 1.0:
+        return arr * 255.0  # floats in [0, 1]
+    if lo >= 0.0 and hi <= 255.0:
+        return arr
+    if not is_float and lo >= 0.0 and hi <= 65535.0:
+        return arr / 257.0  # 16-bit values in a 32-bit image
+    # min-max stretch; a span so small that 255 / span overflows (denormals) counts as flat
+    span = hi - lo
+    scale = 255.0 / span if span > 0 else math.inf
+    return np.zeros_like(arr) if not math.isfinite(scale) else (arr - lo) * scale
+
+
+def _gray_to_rgb(arr: np.ndarray) -> Image.Image:
+    """(H, W) float64 on the 8-bit scale -> RGB."""
+    grey = np.clip(arr, 0.0, 255.0).round().astype(np.uint8)
+    return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), "RGB")
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    """A numpy image to RGB. Accepted: (H, W), (H, W, 1), (H, W, 3), (H, W, 4) of bool, uint8, uint16
+    (value / 257), other integers in [0, 255], or floats in [0, 1] or [0, 255]."""
+    a = arr
+    shape = a.shape
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        hint = ""
+        if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] > 4:
+            hint = " It looks channels-first (C, H, W): transpose it to (H, W, C)."
+        elif a.ndim == 4 and a.shape[0] == 1:
+            hint = " It looks like a batch of one: pass arr[0]."
+        raise ImageError(
+            f"An image array must have shape (H, W), (H, W, 3) or (H, W, 4); got {shape}.{hint}"
+        )
+    if a.size == 0:
+        raise ImageError(f"The image array is empty (shape {shape}): there is no picture in it.")
+    _check_shape("The image array", a.shape[1], a.shape[0])
+    kind = a.dtype.kind
+    if a.dtype == np.bool_:
+        out = a.astype(np.uint8) * 255
+    elif a.dtype == np.uint8:
+        out = a
+    elif a.dtype == np.uint16:
+        out = (a / 257.0).round().astype(np.uint8)
+    elif kind in "iu":
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise ImageError(
+                f"The image array ({a.dtype}) has values from {lo} to {hi}; integer images must be in "
+                "[0, 255] (or uint16 for 16-bit). Convert it to uint8 and try again."
+            )
+        out = a.astype(np.uint8)
+    elif kind == "f":
+        f = a.astype(np.float64)
+        if not np.isfinite(f).all():
+            raise ImageError("The image array contains NaN or infinite values; replace them and try again.")
+        flo, fhi = float(f.min()), float(f.max())
+        if flo < 0.0 or fhi > 255.0:
+            raise ImageError(
+                f"The image array has float values from {flo:.3g} to {fhi:.3g}; floats must be in [0, 1] "
+                "(or [0, 255]). If it was normalised with a mean and std, undo that first."
+            )
+        out = (f * (255.0 if fhi <= 1.0 else 1.0)).round().astype(np.uint8)  # floats in [0, 1] as the course
+    else:
+        raise ImageError(
+            f"Unsupported image array dtype {a.dtype}: use uint8, uint16, bool, or floats in [0, 1]."
+        )
+    out = np.ascontiguousarray(out)
+    if out.ndim == 2:
+        return Image.fromarray(np.repeat(out[..., None], 3, axis=2), "RGB")
+    if out.shape[2] == 4:
+        return Image.fromarray(_on_white(out), "RGB")
+    return Image.fromarray(out, "RGB")
+
+
+def _finish(rgb: Image.Image, original_size: tuple[int, int], display_max_side: int | None,
+            *, copy: bool = False) -> LoadedImage:
     model = rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
-    display = None
+    display: Image.Image | None = None
     if display_max_side:
-        display = rgb.copy()
-        display.thumbnail((display_max_side, display_max_side), Image.Resampling.BILINEAR)
-    return LoadedImage(model_input=np.asarray(model, dtype=np.uint8), display=display, original_size=original_size)
-
-
-def _exif_size(img: Image.Image, rgb: Image.Image) -> tuple[int, int]:
-    return rgb.size
-
-
-ImageFile.LOAD_TRUNCATED_IMAGES = False
+        w, h = rgb.size
+        s = min(1.0, display_max_side / max(w, h))
+        if s < 1.0:
+            display = rgb.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR)
+        else:
+            display = rgb.copy() if copy else rgb  # never hand back (and let callers mutate) their own image
+    model_input = np.asarray(model, dtype=np.uint8)
+    model_input.setflags(write=False)
+    return LoadedImage(model_input=model_input, display=display, original_size=original_size)
