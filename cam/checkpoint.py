@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
-import zipfile
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,31 +51,82 @@ def read_checkpoint(path: str | Path) -> CheckpointFile:
             f"Checkpoint {path.name!r} is {size / 1e6:.1f} MB, far larger than the course network's "
             f"~0.1 MB state dict; refusing to load it. Point to the course's model.pth."
         )
-    data = path.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
-    head = data[:512].lstrip().lower()
-    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")) or head.startswith(b"{"):
-        kind = "a JSON document" if head.startswith(b"{") else "an HTML page"
+    if size == 0:
         raise CheckpointError(
-            f"Checkpoint {path.name!r} is {kind}, not PyTorch weights (an error or login page saved "
-            "as .pth?). Download the file again."
+            f"Checkpoint {path.name!r} is empty (0 bytes): an interrupted download or copy. "
+            "Download the file again."
         )
     try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+        with path.open("rb") as f:
+            data = f.read(MAX_CHECKPOINT_BYTES + 1)  # bounded even if the file grew since stat()
+    except OSError as exc:
         raise CheckpointError(
-            f"Checkpoint {path.name!r} was refused by the weights-only loader: it contains objects "
-            "other than tensors (possibly code). It was not executed. Use a plain state dict saved "
-            f"with torch.save(model.state_dict(), path). Detail: {str(exc).splitlines()[0]}"
+            f"Checkpoint {str(path)!r} cannot be read: {exc.strerror or exc}. Check the path."
         ) from exc
-    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError, IndexError) as exc:
+    if len(data) > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(
-            f"Checkpoint {path.name!r} is not a readable PyTorch file (truncated or corrupt?): "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. Download it again."
-        ) from exc
+            f"Checkpoint {path.name!r} grew past {MAX_CHECKPOINT_BYTES / 1e6:.1f} MB while it was read; "
+            "refusing to load it. Point to the course's model.pth."
+        )
+    size = len(data)
+    sha = hashlib.sha256(data).hexdigest()
+    _refuse_non_weights(data, path.name)
+    obj = _safe_unpickle(data, path.name)
     state = _unwrap(obj, path.name)
     validate_state_dict(state, path.name)
     return CheckpointFile(path=path, sha256=sha, size=size, state_dict=state)
+
+
+def _refuse_non_weights(data: bytes, name: str) -> None:
+    """Recognise the usual impostors saved under a .pth name before any unpickling."""
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"version https://git-lfs"):
+        raise CheckpointError(
+            f"Checkpoint {name!r} is a Git LFS pointer file ({len(data)} bytes), not the weights: the "
+            "repository was cloned without Git LFS. Run `git lfs pull` or download the file from the Hub."
+        )
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")) or head.startswith(b"{"):
+        kind = "a JSON document" if head.startswith(b"{") else "an HTML page"
+        raise CheckpointError(
+            f"Checkpoint {name!r} is {kind}, not PyTorch weights (an error or login page saved "
+            "as .pth?). Download the file again."
+        )
+
+
+def _safe_unpickle(data: bytes, name: str) -> object:
+    """``torch.load`` with ``weights_only=True`` passed explicitly; any failure is a `CheckpointError`.
+
+    Passing the argument explicitly matters: ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` only overrides the
+    default, never an explicit value. A refused file is never retried with ``weights_only=False``.
+    """
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        refused = _REFUSED_GLOBAL.search(text)
+        if refused or "Weights only load failed" in text:
+            # torch's own message advises weights_only=False; we deliberately do not repeat that advice.
+            detail = refused.group(1).strip() if refused else "objects other than tensors"
+            raise CheckpointError(
+                f"Checkpoint {name!r} was refused by the weights-only loader ({detail}): it holds "
+                "objects other than tensors, possibly code, which was not executed. Use a plain state "
+                "dict saved with torch.save(model.state_dict(), path)."
+            ) from exc
+        raise CheckpointError(_corrupt_message(name, exc)) from exc
+    except Exception as exc:  # truncation and corruption surface as many types (see the field notes)
+        raise CheckpointError(_corrupt_message(name, exc)) from exc
+
+
+_REFUSED_GLOBAL = re.compile(r"WeightsUnpickler error: (.*?)(?: was not an allowed global| Please|\n|$)")
+
+
+def _corrupt_message(name: str, exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    detail = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+    return (
+        f"Checkpoint {name!r} is not a readable PyTorch file (truncated or corrupt): {detail}. "
+        "Download it again."
+    )
 
 
 def _unwrap(obj: object, name: str) -> dict[str, torch.Tensor]:
@@ -96,12 +147,10 @@ def validate_state_dict(state: Mapping[str, object], name: str = "checkpoint") -
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         parts = []
-        if missing:
-            parts.append(f"missing key {missing[0]!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
-        if unexpected:
-            parts.append(
-                f"unexpected key {unexpected[0]!r}" + (f" (+{len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
-            )
+        for label, keys in (("missing", missing), ("unexpected", unexpected)):
+            if keys:
+                more = f" (+{len(keys) - 1} more)" if len(keys) > 1 else ""
+                parts.append(f"{label} key {keys[0]!r}{more}")
         raise CheckpointError(
             f"{name!r} does not fit the course network: {'; '.join(parts)}. Expected keys: "
             f"{', '.join(expected)}."
@@ -120,9 +169,18 @@ def validate_state_dict(state: Mapping[str, object], name: str = "checkpoint") -
             raise CheckpointError(f"{name!r}: key {key!r} contains NaN or infinite values.")
 
 
+def load_weights(module: PotPlantGAP, state: Mapping[str, torch.Tensor], name: str = "checkpoint") -> None:
+    """Load ``state`` into ``module`` all or nothing.
+
+    ``load_state_dict`` copies every tensor that fits before it raises about the ones that do not, so
+    the whole state is validated first: a refused state leaves ``module`` exactly as it was.
+    """
+    validate_state_dict(state, name)
+    module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+
+
 def build_module(state: Mapping[str, torch.Tensor]) -> PotPlantGAP:
     """A fresh course network in eval mode with ``state`` loaded strictly (validated first)."""
-    validate_state_dict(state)
     module = PotPlantGAP()
-    module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    load_weights(module, state)
     return module.eval()

@@ -378,6 +378,7 @@ def faithfulness_summary(
          "settings": {"n_steps", "deletion_baseline", "insertion_baseline", "probability", "target",
                       "layer", "seed", "better": {metric: "lower" | "higher"}},
          "methods": {name: {"deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence"}},
+         "curves": {"fractions": [...], "mean": {name: {"deletion": [...], "insertion": [...]}}},
          "per_image": [{"target": class name, "probability": Y,
                         "maps": {name: {"deletion_auc", "insertion_auc", "explanation_probability"}}}]}
 
@@ -410,6 +411,15 @@ def faithfulness_summary(
             "average_drop": drop,
             "increase_in_confidence": increase,
         }
+    # Curves share their fractions (same step count and image size), so they average pointwise.
+    fractions = per_image[0].scores[names[0]].deletion.fractions
+    mean_curves = {
+        name: {
+            kind: np.mean([getattr(r.scores[name], kind).probabilities for r in per_image], axis=0).tolist()
+            for kind in ("deletion", "insertion")
+        }
+        for name in names
+    }
     return {
         "n_images": len(per_image),
         "settings": {
@@ -428,6 +438,7 @@ def faithfulness_summary(
             },
         },
         "methods": summary,
+        "curves": {"fractions": fractions.tolist(), "mean": mean_curves},
         "per_image": [
             {
                 "target": model.class_names[r.target_index],
