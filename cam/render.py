@@ -156,16 +156,17 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: 
     return lines or [""]
 
 
-def titled(panel: np.ndarray, title: str, width: int | None = None) -> np.ndarray:
+def titled(panel: np.ndarray, title: str, width: int | None = None, font_size: int = 14) -> np.ndarray:
     """``panel`` with ``title`` (wrapped to the panel's width) written above it."""
-    font = _font(14)
+    font = _font(font_size)
     w = width or panel.shape[1]
     lines = _wrap(title, font, w - 4)
-    head = 6 + 18 * len(lines)
+    step = round(font_size * 1.3)
+    head = 6 + step * len(lines)
     canvas = Image.new("RGB", (w, head + panel.shape[0]), PANEL_BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(lines):
-        draw.text((2, 3 + 18 * i), line, fill=TEXT_COLOUR, font=font)
+        draw.text((2, 3 + step * i), line, fill=TEXT_COLOUR, font=font)
     canvas.paste(Image.fromarray(panel), (0, head))
     return np.asarray(canvas)
 

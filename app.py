@@ -1,0 +1,933 @@
+"""Pot Plant CAM Explorer: the Gradio app (a Hugging Face Space) on top of the `cam` package.
+
+Run it with ``python app.py`` (``CAM_MODEL`` picks the checkpoint: ``auto`` by default, or
+``bundled``, ``hub`` or a path). Every handler calls `cam`; this file only lays out the page, keeps
+per-session state and turns raw maps into pictures and numbers.
+
+One network pass per image and layer: the first event for an image runs `cam.explain` with
+``all_classes=True`` and keeps the `Explanation` in the session (``gr.State``); switching class,
+opacity, colour map or the All-classes scale only re-renders. Only the current image's results are
+kept, so a session holds a few MB at most.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before gradio/huggingface_hub are imported: both read these at import time. Analytics with a
+# hanging network keep the process from exiting; telemetry costs seconds per client.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import base64
+import binascii
+import functools
+import hashlib
+import html
+import io
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import gradio as gr
+import gradio.route_utils
+import numpy as np
+from gradio.data_classes import ImageData
+from PIL import Image
+
+from cam import (
+    CamError,
+    Explanation,
+    LoadedImage,
+    explain,
+    load_image,
+    load_model,
+    render,
+)
+from cam.methods import METHODS
+from cam.model import Provenance
+from cam.network import GAP_LAYER, INPUT_SIZE, LAYER_ALIASES
+
+# ------------------------------------------------------------------------------------------------
+# Constants
+
+TITLE = "Pot Plant CAM Explorer"
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_DIR = ROOT / "examples"
+CAPTIONS_FILE = EXAMPLES_DIR / "captions.json"
+
+PREDICTED = "Predicted class"  # the class dropdown's first choice
+LAYERS: tuple[str, ...] = tuple(LAYER_ALIASES)  # ("conv1", "conv2", "conv3")
+DEFAULT_LAYER = GAP_LAYER
+DEFAULT_OPACITY = 0.5
+DEFAULT_COLORMAP = render.DEFAULT_COLORMAP
+UI_METHODS = ("cam", "gradcam")  # what the tabs show; the API offers every method in METHODS
+GALLERY_MAX_SIDE = 512  # All-classes images: four at once, no need for 1024 px
+
+MAX_UPLOAD_MB = 10
+MAX_FILE_SIZE = f"{MAX_UPLOAD_MB}mb"  # launch(max_file_size=...): larger uploads get HTTP 413
+MAX_DATA_URL_BYTES = MAX_UPLOAD_MB * 1024 * 1024  # the same limit for API calls that send a data: URL
+
+# Queue: every event that may run the network shares one concurrency group. Measured on 2 vCPUs
+# (benchmark in tests/test_concurrency.py, see the report): 2 workers give the best throughput.
+CONCURRENCY_ID = "cam-model"
+CONCURRENCY_LIMIT = 2
+QUEUE_MAX_SIZE = 64  # waiting jobs beyond this get Gradio's "Queue is full" at once
+STATE_TTL_S = 30 * 60  # a session's Explanation is dropped 30 min after its last update
+STATE_SESSIONS = 200  # sessions kept in memory (each a few MB); the oldest is evicted first
+DELETE_CACHE = (600, 3600)  # every 10 min delete uploads and outputs older than 1 h
+
+log = logging.getLogger("cam.app")
+
+MODEL = load_model()  # honours CAM_MODEL; loaded once, shared by every request (read-only)
+
+# ------------------------------------------------------------------------------------------------
+# Errors: users see our messages, never a traceback.
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+GENERIC_ERROR = (
+    "Something went wrong while explaining this image. The problem has been logged. "
+    "Try again, or try another photo."
+)
+
+
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """`cam` refusals become gr.Error with their own message; anything else a generic gr.Error."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except CamError as exc:
+            # gr.Error renders HTML: escape, since messages may quote a file name the user chose.
+            raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
+        except Exception:
+            log.exception("Unexpected error in %s", fn.__name__)
+            raise gr.Error(GENERIC_ERROR, print_exception=False) from None
+
+    return wrapper
+
+
+# ------------------------------------------------------------------------------------------------
+# Image input: Gradio's Image front end, our own loader.
+
+
+def _cache_dir() -> Path:
+    return Path(gr.utils.get_upload_folder())
+
+
+def save_output(data: bytes, name: str) -> str:
+    """Write a download into Gradio's cache folder, so it is served as is and removed by
+    ``delete_cache`` like any other output. A fresh folder per call: a file shared between requests
+    could be aged out by the cleaner between one request writing it and another serving it."""
+    folder = Path(tempfile.mkdtemp(prefix="cam-", dir=_cache_dir()))
+    path = folder / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def _delete_files_created_by_app(blocks: gr.Blocks, age: int | None) -> None:
+    """`gradio.route_utils.delete_files_created_by_app` (6.31) over snapshots of the file sets.
+
+    The original iterates the live sets that request threads add to; under load it raises
+    "Set changed size during iteration" and the scheduled cleanup task dies for good (uploads then
+    pile up until restart). Same rule otherwise: delete files whose ctime is older than ``age``.
+    """
+    dont_delete: set[str] = set()
+    for component in blocks.blocks.values():
+        dont_delete.update(getattr(component, "keep_in_cache", set()))
+    now = time.time()
+    for temp_set in blocks.temp_file_sets:
+        removed = set()
+        for file in list(temp_set):
+            if file in dont_delete:
+                continue
+            try:
+                if age is None or now - Path(file).lstat().st_ctime > age:
+                    os.remove(file)
+                    removed.add(file)
+            except FileNotFoundError:
+                removed.add(file)
+        temp_set -= removed
+
+
+gradio.route_utils.delete_files_created_by_app = _delete_files_created_by_app
+
+
+class ImageInput(gr.Image):
+    """`gr.Image(type="filepath")` that never decodes the image itself.
+
+    Gradio's own preprocessing opens the file with PIL (and converts it when its mode is not RGB,
+    decoding the whole image), and decodes ``data:`` URLs fully before re-encoding them. Here the
+    file path is passed on untouched and a ``data:`` URL is only base64-decoded, with a size cap,
+    into a file; `cam.load_image` then does the one careful decode (pixel cap before decoding, EXIF,
+    every mode).
+    """
+
+    is_template = True  # the front end renders it as the built-in Image component
+    # No __init__ of its own: Gradio builds the front-end config from the signature of __init__.
+    # Construct it with type="filepath", image_mode=None (see `image_input`).
+
+    def preprocess(self, payload: ImageData | None) -> str | None:
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):
+            return self._save_data_url(payload.url)
+        if payload.path is None:
+            raise gr.Error("No image was received. Upload a JPEG or PNG photo (or send a file path).")
+        return str(payload.path)
+
+    def _save_data_url(self, url: str) -> str:
+        header, _, b64 = url.partition(",")
+        if ";base64" not in header:
+            raise gr.Error("The data: URL is not base64-encoded. Send the image as data:image/...;base64,...")
+        if len(b64) * 3 // 4 > MAX_DATA_URL_BYTES:
+            raise gr.Error(
+                f"The image is about {len(b64) * 3 / 4 / 1e6:.1f} MB, over the {MAX_UPLOAD_MB} MB limit of "
+                "this app. Send a smaller file (a photo of 1-2 MB is plenty: the model sees 256x256 pixels)."
+            )
+        try:
+            data = base64.b64decode(b64, validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise gr.Error(f"The data: URL could not be decoded as base64 ({exc}). Check the encoding.") from None
+        path = save_output(data, "upload")
+        self.temp_files.add(path)  # so delete_cache removes it like an ordinary upload
+        return path
+
+
+def image_input(**kwargs: Any) -> ImageInput:
+    """An `ImageInput` that hands the handler a file path and never converts the image."""
+    return ImageInput(type="filepath", image_mode=None, format="jpeg", **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# Example photos (produced separately; the app works without them).
+
+
+@dataclass(frozen=True)
+class ExamplePhoto:
+    path: Path
+    true_class: str | None
+    look_for: str | None
+    sha256: str
+
+
+def _caption_fields(entry: Any) -> tuple[str | None, str | None]:
+    """(true class, what to look for) from one captions.json entry: {"class": ..., "look_for": ...}."""
+    if isinstance(entry, str):
+        return None, entry
+    if not isinstance(entry, dict):
+        return None, None
+    true_class = next((str(entry[k]) for k in ("class", "true_class", "label") if entry.get(k)), None)
+    look = next((str(entry[k]) for k in ("look_for", "what_to_look_for", "caption", "note") if entry.get(k)), None)
+    return true_class, look
+
+
+def load_examples(folder: Path = EXAMPLES_DIR) -> list[ExamplePhoto]:
+    """Every examples/*.jpg (sorted) with its caption from captions.json, when present."""
+    if not folder.is_dir():
+        return []
+    captions: dict[str, Any] = {}
+    captions_file = folder / "captions.json"
+    if captions_file.is_file():
+        try:
+            loaded = json.loads(captions_file.read_text(encoding="utf-8"))
+            captions = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError) as exc:
+            log.warning("Ignoring %s: %s", captions_file, exc)
+    out = []
+    for path in sorted([*folder.glob("*.jpg"), *folder.glob("*.jpeg"), *folder.glob("*.png")]):
+        true_class, look = _caption_fields(captions.get(path.name, captions.get(path.stem)))
+        out.append(ExamplePhoto(path, true_class, look, hashlib.sha256(path.read_bytes()).hexdigest()))
+    return out
+
+
+EXAMPLES = load_examples()
+_EXAMPLES_BY_SHA = {e.sha256: e for e in EXAMPLES}
+RENDER_VERSION = "1"  # bump when the pictures change, so cached example outputs are not reused
+
+# Gradio keeps cached example outputs across restarts, keyed only by position. Key the folder by the
+# checkpoint, the example files and the renderer, so a new model never shows an old model's maps.
+_examples_key = hashlib.sha256(
+    "|".join([MODEL.provenance.sha256, RENDER_VERSION, *(e.sha256 for e in EXAMPLES)]).encode()
+).hexdigest()[:16]
+os.environ["GRADIO_EXAMPLES_CACHE"] = str(
+    Path(os.environ.get("GRADIO_EXAMPLES_CACHE", ".gradio/cached_examples")) / f"cam-{_examples_key}"
+)
+
+
+def example_note(image_sha256: str) -> str:
+    """The caption of an example photo (matched by content, so a re-upload of it counts too)."""
+    ex = _EXAMPLES_BY_SHA.get(image_sha256)
+    if ex is None or (ex.true_class is None and ex.look_for is None):
+        return ""
+    parts = []
+    if ex.true_class:
+        parts.append(f"**Example** `{ex.path.name}`, true class **{ex.true_class}**.")
+    else:
+        parts.append(f"**Example** `{ex.path.name}`.")
+    if ex.look_for:
+        parts.append(f"What to look for: {ex.look_for}")
+    return " ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------
+# Session state: the current image and its explanations, one per Grad-CAM layer asked for.
+
+
+@dataclass(frozen=True)
+class Session:
+    key: str  # identity of the input (path, size, mtime): a new upload gets a new key
+    image: LoadedImage
+    note: str  # example caption, or ""
+    by_layer: dict[str, Explanation]  # Grad-CAM layer -> Explanation(cam at conv3, gradcam at layer)
+
+
+def image_key(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise gr.Error(f"The uploaded image is no longer on the server ({exc.strerror}). Upload it again.") from None
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def run_network(image: LoadedImage, layer: str) -> Explanation:
+    """The one place the UI runs the model: CAM at conv3 and Grad-CAM at ``layer``, every class."""
+    return explain(
+        MODEL, image, methods=UI_METHODS, layer={"cam": GAP_LAYER, "gradcam": layer}, all_classes=True
+    )
+
+
+def ensure_session(image_path: str, layer: str, state: Session | None) -> Session:
+    """The session for this image with the explanation at ``layer``, computing only what is missing."""
+    if layer not in LAYERS:
+        raise gr.Error(f"Unknown layer {layer!r}; choose one of {', '.join(LAYERS)}.")
+    key = image_key(image_path)
+    if state is None or state.key != key:
+        loaded = load_image(image_path)  # refuses oversized, broken and hostile files with ImageError
+        state = Session(key=key, image=loaded, note=example_note(file_sha256(image_path)), by_layer={})
+    if layer not in state.by_layer:
+        state = replace(state, by_layer={layer: run_network(state.image, layer)} | state.by_layer)
+    return state
+
+
+# ------------------------------------------------------------------------------------------------
+# Rendering: pictures and numbers from an Explanation (no network here).
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything the page shows for one image, class, layer and display setting."""
+
+    prediction: dict[str, float]
+    target_md: str
+    cam_slider: tuple[Image.Image, np.ndarray]  # (photo, overlay)
+    cam_heatmap: np.ndarray
+    cam_note: str
+    gradcam_slider: tuple[Image.Image, np.ndarray]
+    gradcam_heatmap: np.ndarray
+    gradcam_note: str
+    compare_image: str  # the PNG file, also offered as a download
+    compare_md: str
+    compare_png: str
+    cam_npy: str
+    gradcam_npy: str
+    all_classes: list[tuple[np.ndarray, str]]
+
+
+def _photo(r: Explanation) -> Image.Image:
+    assert r.image is not None and r.image.display is not None
+    return r.image.display
+
+
+def method_label(method: str, layer: str) -> str:
+    name = {"cam": "CAM", "gradcam": "Grad-CAM"}.get(method, method)
+    return name if method == "cam" else f"{name} at {layer}"
+
+
+def overlay_or_note(
+    r: Explanation, method: str, opacity: float, colormap: str, layer: str
+) -> tuple[tuple[Image.Image, np.ndarray], str]:
+    """(ImageSlider value, note): photo vs overlay, or the photo greyed with a note when the map has
+    no positive value (after ReLU it would be blank, and min-max scaling would divide 0 by 0).
+    A plain value, not gr.update: Gradio 6.31 fails to cache examples whose outputs update an
+    ImageSlider's properties (ImageSlider has no `info`)."""
+    photo = _photo(r)
+    if not r.has_positive_evidence(method):
+        note = (
+            f"**No positive evidence for {r.target}.** Every value of the {method_label(method, layer)} map "
+            f"is ≤ 0: no region of this photo raises the score of *{r.target}*, so after ReLU there is "
+            "nothing to highlight. The raw map below shows how strongly each region speaks against it."
+        )
+        muted = render.muted(photo, f"No positive evidence for {r.target}")
+        return (photo, muted), note
+    ov = render.overlay(photo, render.scale_map(r.maps[method]), alpha=opacity, colormap=colormap)
+    return (photo, ov), ""
+
+
+def heatmap_figure(r: Explanation, method: str, layer: str, colormap: str) -> np.ndarray:
+    """The raw map (before ReLU) with a colour bar in the map's own values, titled."""
+    title = f"Raw {method_label(method, layer)} for {r.target}, before ReLU (colour bar: map values)"
+    return top_margin(render.pad(render.titled(render.raw_heatmap(r.maps[method], colormap), title), 6))
+
+
+def top_margin(figure: np.ndarray, px: int = 34) -> np.ndarray:
+    """White space above a figure, where Gradio draws its download/fullscreen buttons."""
+    return np.pad(figure, ((px, 0), (0, 0), (0, 0)), constant_values=255)
+
+
+def percent(p: float) -> str:
+    return "<0.1%" if 0 < p < 0.001 else (">99.9%" if 0.999 < p < 1 else f"{p:.1%}")
+
+
+def compare_numbers(r: Explanation, layer: str) -> tuple[str, dict[str, float]]:
+    """The Compare tab's proof: scaled difference, correlation, the logit check, and why."""
+    cam_raw = r.maps["cam"].astype(np.float64)
+    gc_raw = r.maps["gradcam"].astype(np.float64)
+    diff = np.abs(render.scale_map(r.maps["cam"]) - render.scale_map(r.maps["gradcam"]))
+    max_diff = float(diff.max())
+    constant = cam_raw.std() == 0 or gc_raw.std() == 0  # correlation undefined
+    corr = float("nan") if constant else float(np.corrcoef(cam_raw.ravel(), gc_raw.ravel())[0, 1])
+    mean_plus_bias, logit = r.logit_check()
+    hw = INPUT_SIZE * INPUT_SIZE
+    numbers = {
+        "max_abs_diff_scaled": max_diff, "correlation": corr, "mean_cam_plus_bias": mean_plus_bias, "logit": logit
+    }
+    corr_text = f"{corr:.6f}" if np.isfinite(corr) else "undefined (a map is constant)"
+    lines = [
+        f"| Check for class **{r.target}** | Value |",
+        "|---|---|",
+        f"| Largest \\|CAM − Grad-CAM\\| after ReLU and min-max scaling | `{max_diff:.2e}` |",
+        f"| Correlation of the raw maps | `{corr_text}` |",
+        f"| mean(CAM) + b<sub>c</sub> | `{mean_plus_bias:.6f}` |",
+        f"| logit y<sub>c</sub> from the network | `{logit:.6f}` (difference `{abs(mean_plus_bias - logit):.1e}`) |",
+    ]
+    if layer == GAP_LAYER:
+        scale_err = float(np.max(np.abs(gc_raw * hw - cam_raw)))
+        lines.append(f"| max \\|Grad-CAM × {hw} − CAM\\| (raw) | `{scale_err:.2e}` |")
+        numbers["max_abs_gradcam_times_hw_minus_cam"] = scale_err
+        why = (
+            f"**At {GAP_LAYER} the two maps are the same map.** {GAP_LAYER} is the layer that global average "
+            f"pooling averages, so dy<sub>c</sub>/dA<sup>k</sup>(x, y) = w<sup>c</sup><sub>k</sub> / (H·W) at every "
+            f"pixel: Grad-CAM's weights are CAM's weights divided by H·W = {hw}. After ReLU and min-max scaling "
+            "the factor disappears; what is left is float rounding. The logit check holds because "
+            "y<sub>c</sub> = Σ<sub>k</sub> w<sup>c</sup><sub>k</sub> mean(A<sup>k</sup>) + b<sub>c</sub> "
+            "= mean(CAM) + b<sub>c</sub>."
+        )
+    else:
+        why = (
+            f"**At {layer} the maps differ, as they should.** CAM exists only at {GAP_LAYER} (the layer GAP "
+            f"averages), so it stays there. Grad-CAM at {layer} weights {layer}'s channels by the mean of "
+            f"dy<sub>c</sub>/dA<sup>k</sup>, and below {GAP_LAYER} that gradient passes through later "
+            "convolutions and ReLUs: it changes from pixel to pixel and is no longer w<sup>c</sup>/(H·W). "
+            f"Earlier layers also see smaller regions (receptive field {_receptive_field(layer)}×"
+            f"{_receptive_field(layer)} pixels), so the map is finer and noisier. Switch back to {GAP_LAYER} "
+            "to see the two coincide."
+        )
+    return "\n".join([why, "", *lines]), numbers
+
+
+def _receptive_field(layer: str) -> int:
+    return 1 + 2 * (LAYERS.index(layer) + 1)  # 3x3 convolutions, stride 1: 3, 5, 7
+
+
+def compare_figure(r: Explanation, layer: str, colormap: str) -> np.ndarray:
+    """Photo (as the model sees it) | CAM | Grad-CAM | |difference|, all 256x256, one colour scale."""
+    photo = r.image.model_input if r.image is not None else np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+    cam01 = render.scale_map(r.maps["cam"])
+    gc01 = render.scale_map(r.maps["gradcam"])
+    diff = np.abs(cam01 - gc01)
+
+    def panel(m01: np.ndarray, method: str) -> np.ndarray:
+        if not r.has_positive_evidence(method):
+            return render.muted(photo, "No positive evidence")
+        return render.colorize(m01, colormap)
+
+    panels = [
+        render.titled(photo, "Photo, as the model sees it (256×256)"),
+        render.titled(panel(cam01, "cam"), f"CAM ({GAP_LAYER}), ReLU + scaled"),
+        render.titled(panel(gc01, "gradcam"), f"Grad-CAM ({layer}), ReLU + scaled"),
+        render.titled(render.colorize(diff, colormap), f"|difference|, max {float(diff.max()):.1e}"),
+        render.titled(render.labelled_colorbar(0.0, 1.0, colormap, height=INPUT_SIZE), ""),
+    ]
+    head = render.titled(render.hstack(panels), f"Class {r.target}: CAM vs Grad-CAM at {layer}")
+    return top_margin(render.pad(head))
+
+
+def all_classes_gallery(
+    r: Explanation, opacity: float, colormap: str, shared_scale: bool
+) -> list[tuple[np.ndarray, str]]:
+    """CAM of every class over the photo, captioned with its probability."""
+    photo = _photo(r).copy()
+    photo.thumbnail((GALLERY_MAX_SIDE, GALLERY_MAX_SIDE), Image.Resampling.BILINEAR)
+    probs = r.probabilities
+    top = max(float(np.maximum(r.for_target(i).maps["cam"], 0).max()) for i in r.classes)
+    items = []
+    for i in r.classes:
+        ri = r.for_target(i)
+        name = ri.target
+        tag = " (predicted)" if i == r.predicted_index else ""
+        if not ri.has_positive_evidence("cam"):
+            img = render.muted(photo, f"No positive evidence for {name}")
+            caption = f"{name}: {percent(probs[name])}{tag}, no positive evidence"
+        else:
+            raw = np.maximum(ri.maps["cam"], 0)
+            m01 = (raw / top).astype(np.float32) if shared_scale else render.scale_map(ri.maps["cam"])
+            img = render.overlay(photo, m01, alpha=opacity, colormap=colormap)
+            caption = f"{name}: {percent(probs[name])}{tag}"
+        items.append((img, caption))
+    return items
+
+
+def npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(a, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def png_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+def target_markdown(r: Explanation, requested: str, note: str) -> str:
+    p = r.probabilities[r.target]
+    if requested == PREDICTED:
+        why = "the predicted class"
+    elif r.target == r.predicted:
+        why = "your choice; it is also the predicted class"
+    else:
+        why = f"your choice; the model predicts **{r.predicted}**"
+    out = f"### Explaining **{r.target}** ({why}), probability {percent(p)}"
+    return out + (f"\n\n{note}" if note else "")
+
+
+def render_view(
+    session: Session, target: str, layer: str, opacity: float, colormap: str, shared_scale: bool
+) -> View:
+    """Every output for the current settings, from the session's explanation (no network)."""
+    if colormap not in render.COLORMAPS:
+        raise gr.Error(f"Unknown colour map {colormap!r}; choose one of {', '.join(render.COLORMAPS)}.")
+    if not 0.0 <= float(opacity) <= 1.0:
+        raise gr.Error(f"Overlay opacity must be between 0 and 1, got {opacity}.")
+    r = session.by_layer[layer].for_target("predicted" if target == PREDICTED else target)
+    cam_slider, cam_note = overlay_or_note(r, "cam", opacity, colormap, layer)
+    gc_slider, gc_note = overlay_or_note(r, "gradcam", opacity, colormap, layer)
+    compare_md, _ = compare_numbers(r, layer)
+    figure = compare_figure(r, layer, colormap)
+    stem = f"{r.target}_{layer}"
+    figure_png = save_output(png_bytes(figure), f"compare_{stem}.png")  # shown and downloaded: encode once
+    return View(
+        prediction=r.probabilities,
+        target_md=target_markdown(r, target, session.note),
+        cam_slider=cam_slider,
+        cam_heatmap=heatmap_figure(r, "cam", layer, colormap),
+        cam_note=cam_note,
+        gradcam_slider=gc_slider,
+        gradcam_heatmap=heatmap_figure(r, "gradcam", layer, colormap),
+        gradcam_note=gc_note,
+        compare_image=figure_png,
+        compare_md=compare_md,
+        compare_png=figure_png,
+        cam_npy=save_output(npy_bytes(r.maps["cam"]), f"cam_{r.target}_{GAP_LAYER}.npy"),
+        gradcam_npy=save_output(npy_bytes(r.maps["gradcam"]), f"gradcam_{stem}.npy"),
+        all_classes=all_classes_gallery(r, opacity, colormap, shared_scale),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Event handlers (typed, wrapped so users only ever see clear messages).
+
+ViewOutputs = tuple[Any, ...]
+
+
+@user_errors
+def on_explain(
+    image: str | None, target: str, layer: str, opacity: float, colormap: str, shared_scale: bool,
+    state: Session | None,
+) -> ViewOutputs:
+    """Upload, Explain button: needs an image."""
+    if image is None:
+        raise gr.Error("Upload a photo of a pot plant first (or pick an example below).")
+    session = ensure_session(image, layer, state)
+    return (*astuple(render_view(session, target, layer, opacity, colormap, shared_scale)), session)
+
+
+@user_errors
+def on_settings(
+    image: str | None, target: str, layer: str, opacity: float, colormap: str, shared_scale: bool,
+    state: Session | None,
+) -> ViewOutputs:
+    """Class, layer, opacity, colour map or scale changed: re-render, running the network only for a
+    layer (or image) not seen before. Without an image there is nothing to update."""
+    if image is None:
+        return tuple(gr.skip() for _ in range(len(OUTPUT_NAMES) + 1))
+    return on_explain(image, target, layer, opacity, colormap, shared_scale, state)
+
+
+@user_errors
+def on_example(image: str | None) -> ViewOutputs:
+    """An example photo with the default settings (these outputs are cached lazily by Gradio)."""
+    if image is None:
+        raise gr.Error("The example photo is missing.")
+    session = ensure_session(image, DEFAULT_LAYER, None)
+    return astuple(render_view(session, PREDICTED, DEFAULT_LAYER, DEFAULT_OPACITY, DEFAULT_COLORMAP, False))
+
+
+@user_errors
+def after_example(
+    image: str | None, target: str, layer: str, opacity: float, colormap: str, shared_scale: bool,
+    state: Session | None,
+) -> ViewOutputs:
+    """After an example's cached outputs are shown: re-render only if the settings differ from the
+    ones the cache was made with, so the page always matches its controls."""
+    defaults = (PREDICTED, DEFAULT_LAYER, DEFAULT_OPACITY, DEFAULT_COLORMAP, False)
+    if (target, layer, float(opacity), colormap, bool(shared_scale)) == defaults:
+        return tuple(gr.skip() for _ in range(len(OUTPUT_NAMES) + 1))
+    return on_settings(image, target, layer, opacity, colormap, shared_scale, state)
+
+
+def on_clear() -> ViewOutputs:
+    """The image was removed: empty every output and drop the session."""
+    empty: list[Any] = [None] * len(OUTPUT_NAMES)
+    for f in ("target_md", "cam_note", "gradcam_note", "compare_md"):
+        empty[OUTPUT_NAMES.index(f)] = ""
+    return (*empty, None)
+
+
+@user_errors
+def explain_api(image: str | None, target: str, method: str, layer: str) -> tuple[np.ndarray, dict[str, Any], str]:
+    """Explain one photo: (overlay image, JSON summary, raw map as .npy).
+
+    target: "predicted" or a class name; method: one of cam.methods.METHODS; layer: conv1, conv2 or
+    conv3 (CAM exists only at conv3).
+    """
+    if image is None:
+        raise gr.Error("No image was sent. Pass handle_file(path) as `image`.")
+    methods = (method,) if method == "cam" else (method, "cam")  # CAM too, for the logit check
+    layers = {method: layer, "cam": GAP_LAYER} if method != "cam" else {"cam": layer}
+    r = explain(MODEL, image, target=target, methods=methods, layer=layers)
+    raw = r.maps[method]
+    photo = _photo(r)
+    evidence = r.has_positive_evidence(method)
+    if evidence:
+        picture = render.overlay(photo, render.scale_map(raw), alpha=DEFAULT_OPACITY)
+    else:
+        picture = render.muted(photo, f"No positive evidence for {r.target}")
+    mean_plus_bias, logit = r.logit_check()
+    summary: dict[str, Any] = {
+        "target": r.target,
+        "predicted": r.predicted,
+        "probabilities": r.probabilities,
+        "method": method,
+        "layer": r.layers[method],
+        "has_positive_evidence": evidence,
+        "map_min": float(raw.min()),
+        "map_max": float(raw.max()),
+        "map_shape": list(raw.shape),
+        "logit": logit,
+        "mean_cam_plus_bias": mean_plus_bias,
+        "image_size": list(r.image.original_size) if r.image is not None else None,
+        "model": {"source": MODEL.provenance.source, "sha256": MODEL.provenance.sha256,
+                  "is_demo_model": MODEL.provenance.is_demo_model},
+    }
+    npy = save_output(npy_bytes(raw), f"{method}_{r.target}_{r.layers[method]}.npy")
+    return picture, summary, npy
+
+
+VIEW_FIELDS: tuple[str, ...] = tuple(View.__dataclass_fields__)
+# The page's outputs: every View field, with All classes spread over one image per class.
+OUTPUT_NAMES: tuple[str, ...] = (
+    *(f for f in VIEW_FIELDS if f != "all_classes"),
+    *(f"class_{i}" for i in range(len(MODEL.class_names))),
+)
+
+
+def astuple(view: View) -> tuple[Any, ...]:
+    """View -> output values in the order of OUTPUT_NAMES (shallow: arrays are not copied)."""
+    values = [getattr(view, f) for f in VIEW_FIELDS if f != "all_classes"]
+    # Captions are drawn into the pictures: example caching in Gradio 6.31 fails on gr.update outputs.
+    values += [top_margin(render.titled(img, caption, font_size=max(14, img.shape[1] // 22)), 24)
+               for img, caption in view.all_classes]
+    return tuple(values)
+
+
+# ------------------------------------------------------------------------------------------------
+# Page text
+
+
+def provenance_markdown(p: Provenance) -> str:
+    """The banner: which checkpoint serves this page, and plainly when it is the demo model."""
+    sha = f"sha256 `{p.sha256}`"
+    if p.is_demo_model:
+        reason = f" Why: {p.fallback_reason}" if p.fallback_reason else " (requested explicitly)."
+        return (
+            "⚠️ **Offline demo model.** The maps on this page come from an offline demo model trained on "
+            "synthetic pot plants, not from the course's model trained on photos; the course model loads "
+            f"from the Hugging Face Hub when the network allows.{reason}  \n"
+            f"File `{Path(p.path).name}`, {sha}."
+        )
+    if p.source in ("hub", "cache"):
+        commit = f", commit `{p.commit[:12]}`" if p.commit else ""
+        return (
+            f"**Model:** the course's GAP pot-plant classifier from the Hugging Face Hub: "
+            f"`{p.repo_id}`, file `{p.filename}`{commit}"
+            f"{' (from the local cache)' if p.source == 'cache' else ''}; {sha}."
+        )
+    return f"**Model:** local checkpoint `{Path(p.path).name}`, {sha}."
+
+
+INTRO = f"""# {TITLE}
+Which pixels make the course's pot-plant classifier say **rudo**, **baya**, **greg** or **yuki**?
+Upload a photo (or paste one, or pick an example), choose a class, and compare **CAM** with
+**Grad-CAM**. For this network the two are the same map at `conv3`; the **Compare** tab proves it
+with numbers, and shows why they part ways at earlier layers."""
+
+ABOUT = """
+### What you are looking at
+**The model.** A small convolutional network from the XAI-for-CV course: three 3×3 convolutions with
+ReLU (16, 32 and 64 channels, no pooling, so every feature map stays 256×256), **global average
+pooling (GAP)**, and one linear layer to four classes: rudo, baya, greg, yuki. 23,844 parameters.
+Each feature-map pixel sees only a 7×7 patch of the photo, so the model can only use local colour and
+texture. Photos are squashed to 256×256 (no crop), as in the course.
+
+**CAM** (Zhou et al., 2016). GAP turns each of the 64 feature maps A<sup>k</sup> of `conv3` into one
+number F<sup>k</sup> = mean<sub>x,y</sub> A<sup>k</sup>(x, y), and the class score is
+
+  y<sub>c</sub> = Σ<sub>k</sub> w<sup>c</sup><sub>k</sub> F<sup>k</sup> + b<sub>c</sub>.
+
+Moving the sum inside the mean gives the class activation map
+M<sub>c</sub>(x, y) = Σ<sub>k</sub> w<sup>c</sup><sub>k</sub> A<sup>k</sup>(x, y), and
+**mean(M<sub>c</sub>) + b<sub>c</sub> = y<sub>c</sub>** exactly: the map is the class score spread over
+the image. Positive values push towards the class, negative ones against it.
+
+**Grad-CAM** (Selvaraju et al., 2017) needs no GAP: it weights the channels of any layer by the
+average gradient, α<sup>c</sup><sub>k</sub> = mean<sub>x,y</sub> ∂y<sub>c</sub>/∂A<sup>k</sup>(x, y),
+and shows ReLU(Σ<sub>k</sub> α<sup>c</sup><sub>k</sub> A<sup>k</sup>).
+
+**Why they coincide here.** At `conv3`, ∂y<sub>c</sub>/∂A<sup>k</sup>(x, y) = w<sup>c</sup><sub>k</sub> / (H·W)
+at every pixel, so Grad-CAM = CAM / 65,536: the same map up to a positive factor, identical after ReLU and
+min-max scaling. At `conv1` or `conv2` the gradient varies over the image and the maps differ.
+
+**How to read the pictures.** Overlays show ReLU(map) scaled to 0–1 over the photo (drag the slider to
+compare with the photo). The *raw* heatmaps show the map before ReLU with its real value range. A class
+with no positive value anywhere has **no positive evidence**: the page says so instead of showing a
+blank map. The course noticed that the model leans on the **pot**: watch where the maps light up.
+
+**This demo.** Maps are computed at the model's 256×256 input and drawn over the photo at most
+1024 pixels on its long side. Downloads: the comparison figure (PNG) and the raw float32 maps (.npy,
+256×256, before ReLU).
+
+### References
+- B. Zhou, A. Khosla, A. Lapedriza, A. Oliva, A. Torralba. *Learning Deep Features for Discriminative
+  Localization.* CVPR 2016.
+- R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh, D. Batra. *Grad-CAM: Visual Explanations
+  from Deep Networks via Gradient-based Localization.* ICCV 2017.
+
+### Data
+Pot Plant Dataset, Conor O'Sullivan (2024), licensed CC BY 4.0: photos of four house plants named rudo,
+baya, greg and yuki, used by the course to train its model.
+"""
+
+CSS = """
+#provenance {border-left: 4px solid var(--color-accent); padding-left: 0.75em;}
+#explained-class h3 {margin: 0.2em 0;}
+.cam-note {color: var(--body-text-color);}
+"""
+
+# ------------------------------------------------------------------------------------------------
+# The page. Tabs are built by small functions so new ones (Methods, Faithfulness) slot in.
+
+
+@dataclass
+class Outputs:
+    """The output components by name; `view` lists them in OUTPUT_NAMES order."""
+
+    components: dict[str, gr.components.Component]
+
+    def view(self) -> list[gr.components.Component]:
+        return [self.components[f] for f in OUTPUT_NAMES]
+
+
+def build_cam_tab(out: dict[str, gr.components.Component]) -> None:
+    gr.Markdown("CAM of `conv3` over the photo (drag the slider), and the raw map with its value range.")
+    out["cam_note"] = gr.Markdown(elem_id="cam-note", elem_classes="cam-note")
+    with gr.Row():
+        out["cam_slider"] = gr.ImageSlider(
+            label="Photo ↔ CAM overlay", format="jpeg", elem_id="cam-slider", max_height=520, scale=3
+        )
+        out["cam_heatmap"] = gr.Image(
+            label="Raw CAM map", show_label=False, format="png", elem_id="cam-heatmap", interactive=False,
+            scale=2,
+        )
+
+
+def build_gradcam_tab(out: dict[str, gr.components.Component]) -> None:
+    gr.Markdown(
+        "Grad-CAM at the layer chosen on the left (`conv3` is the CAM layer: there Grad-CAM equals CAM)."
+    )
+    out["gradcam_note"] = gr.Markdown(elem_id="gradcam-note", elem_classes="cam-note")
+    with gr.Row():
+        out["gradcam_slider"] = gr.ImageSlider(
+            label="Photo ↔ Grad-CAM overlay", format="jpeg", elem_id="gradcam-slider", max_height=520, scale=3
+        )
+        out["gradcam_heatmap"] = gr.Image(
+            label="Raw Grad-CAM map", show_label=False, format="png", elem_id="gradcam-heatmap",
+            interactive=False, scale=2,
+        )
+
+
+def build_compare_tab(out: dict[str, gr.components.Component]) -> None:
+    out["compare_image"] = gr.Image(
+        label="CAM vs Grad-CAM", show_label=False, format="png", elem_id="compare-image", interactive=False
+    )
+    out["compare_md"] = gr.Markdown(elem_id="compare-numbers")
+    with gr.Row():
+        out["compare_png"] = gr.DownloadButton("Comparison (PNG)", elem_id="download-compare", size="sm")
+        out["cam_npy"] = gr.DownloadButton("Raw CAM map (.npy)", elem_id="download-cam", size="sm")
+        out["gradcam_npy"] = gr.DownloadButton("Raw Grad-CAM map (.npy)", elem_id="download-gradcam", size="sm")
+
+
+def build_all_classes_tab(out: dict[str, gr.components.Component]) -> gr.Checkbox:
+    gr.Markdown(
+        "CAM of every class from the same forward pass, with its probability. By default each map is "
+        "scaled on its own (where would the model look for this class?); tick the box to put all four "
+        "on one scale (how much evidence is there for each?)."
+    )
+    shared = gr.Checkbox(label="One colour scale for all four classes", value=False, elem_id="shared-scale")
+    with gr.Group(elem_id="all-classes"):
+        for row in range(0, len(MODEL.class_names), 2):
+            with gr.Row():
+                for i, name in list(enumerate(MODEL.class_names))[row : row + 2]:
+                    out[f"class_{i}"] = gr.Image(
+                        label=name, show_label=False, format="jpeg", interactive=False, elem_id=f"class-{name}",
+                        min_width=200, buttons=["fullscreen", "download"],
+                    )
+    return shared
+
+
+def build_about_tab() -> None:
+    gr.Markdown(ABOUT, elem_id="about")
+
+
+with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
+    gr.Markdown(INTRO)
+    gr.Markdown(provenance_markdown(MODEL.provenance), elem_id="provenance")
+    out: dict[str, gr.components.Component] = {}
+    state = gr.State(None, time_to_live=STATE_TTL_S)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=300):
+            image_in = image_input(
+                label="Photo of a pot plant", sources=["upload", "clipboard", "webcam"], elem_id="input-image",
+                height=320,
+            )
+            examples_slot = gr.Column()  # filled below, once the outputs the examples write to exist
+            target_in = gr.Dropdown(
+                [PREDICTED, *MODEL.class_names], value=PREDICTED, label="Class to explain", elem_id="target",
+                info="“Predicted class” follows the model; pick a class to see the evidence for it.",
+            )
+            layer_in = gr.Radio(
+                list(LAYERS), value=DEFAULT_LAYER, label="Grad-CAM layer", elem_id="layer",
+                info="conv3 feeds global average pooling: the CAM layer.",
+            )
+            opacity_in = gr.Slider(
+                0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Overlay opacity", elem_id="opacity",
+                info="0 shows the photo, 1 only the map.",
+            )
+            cmap_in = gr.Dropdown(
+                list(render.COLORMAPS), value=DEFAULT_COLORMAP, label="Colour map", elem_id="colormap"
+            )
+            explain_btn = gr.Button("Explain", variant="primary", elem_id="explain")
+        with gr.Column(scale=3, min_width=320):
+            out["target_md"] = gr.Markdown(elem_id="explained-class")
+            out["prediction"] = gr.Label(label="Class probabilities", num_top_classes=4, elem_id="prediction")
+            with gr.Tabs(elem_id="tabs"):
+                with gr.Tab("CAM", id="tab-cam"):
+                    build_cam_tab(out)
+                with gr.Tab("Grad-CAM", id="tab-gradcam"):
+                    build_gradcam_tab(out)
+                with gr.Tab("Compare", id="tab-compare"):
+                    build_compare_tab(out)
+                with gr.Tab("All classes", id="tab-all"):
+                    shared_in = build_all_classes_tab(out)
+                with gr.Tab("About", id="tab-about"):
+                    build_about_tab()
+
+    outputs = Outputs(out)
+    view_outputs = outputs.view()
+    controls = [image_in, target_in, layer_in, opacity_in, cmap_in, shared_in, state]
+    common: dict[str, Any] = {"concurrency_id": CONCURRENCY_ID, "api_visibility": "private"}
+
+    explain_btn.click(on_explain, controls, [*view_outputs, state], **common)
+    image_in.upload(on_explain, controls, [*view_outputs, state], **common)
+    for trigger in (target_in.input, layer_in.input, cmap_in.input, shared_in.input, opacity_in.release):
+        trigger(on_settings, controls, [*view_outputs, state], show_progress="minimal", **common)
+    image_in.clear(on_clear, None, [*view_outputs, state], api_visibility="private", queue=False)
+
+    if EXAMPLES:
+        with examples_slot:
+            examples = gr.Examples(
+                examples=[[str(e.path)] for e in EXAMPLES],
+                inputs=[image_in],
+                outputs=view_outputs,
+                fn=on_example,
+                cache_examples=True,
+                cache_mode="lazy",
+                label="Examples: synthetic pot plants drawn by cam.synthetic (click one)",
+                examples_per_page=12,
+                api_visibility="private",
+            )
+        if examples.cache_event is not None:
+            # The first click on an example runs the model: same concurrency group as everything else.
+            demo.fns[examples.cache_event["id"]].concurrency_id = CONCURRENCY_ID
+            examples.cache_event.then(
+                after_example, controls, [*view_outputs, state], show_progress="hidden", **common
+            )
+
+    # The API: hidden components, one public endpoint.
+    with gr.Column(visible=False):
+        api_image = image_input(label="image")
+        api_target = gr.Dropdown(["predicted", *MODEL.class_names], value="predicted", label="target")
+        api_method = gr.Dropdown(list(METHODS), value="cam", label="method")
+        api_layer = gr.Dropdown(list(LAYERS), value=DEFAULT_LAYER, label="layer")
+        api_overlay = gr.Image(label="overlay", format="jpeg")
+        api_summary = gr.JSON(label="summary")
+        api_map = gr.File(label="raw map (.npy)")
+        api_button = gr.Button("explain")
+    api_button.click(
+        explain_api, [api_image, api_target, api_method, api_layer], [api_overlay, api_summary, api_map],
+        api_name="explain", concurrency_id=CONCURRENCY_ID,
+    )
+
+demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
+
+LAUNCH_KWARGS: dict[str, Any] = {
+    "max_file_size": MAX_FILE_SIZE,
+    "show_error": False,  # gr.Error messages still reach users; internal errors stay in the log
+    "ssr_mode": False,
+    "theme": gr.themes.Soft(),
+    "css": CSS,
+    "state_session_capacity": STATE_SESSIONS,
+}
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    demo.launch(**LAUNCH_KWARGS)

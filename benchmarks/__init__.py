@@ -1,0 +1,1 @@
+"""Benchmarks for the Pot Plant CAM Explorer: ``python -m benchmarks.run`` (see benchmarks/README.md)."""
