@@ -1,9 +1,9 @@
 """Class Activation Maps for the XAI-for-CV course's GAP pot-plant classifier.
 
-    from cam import load_model, explain
-    model = load_model()
-    r = explain(model, "examples/rudo_1.jpg")
-    r.maps["cam"], r.maps["gradcam"]
+from cam import load_model, explain
+model = load_model()
+r = explain(model, "examples/rudo_1.jpg")
+r.maps["cam"], r.maps["gradcam"]
 """
 
 from cam.errors import CamError, CheckpointError, HubError, ImageError, LayerError, MethodError, TargetError

@@ -81,11 +81,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"File:     {p.path} ({p.size} bytes)")
     print(f"sha256:   {p.sha256}")
     print(f"Classes:  {', '.join(model.class_names)}")
-    print(
-        "Layers:   "
-        + ", ".join(f"{a} ({path})" for a, path in LAYER_ALIASES.items())
-        + f"; GAP layer: {GAP_LAYER}"
-    )
+    print("Layers:   " + ", ".join(f"{a} ({path})" for a, path in LAYER_ALIASES.items()) + f"; GAP layer: {GAP_LAYER}")
     print("Methods:")
     for name, spec in METHODS.items():
         where = "GAP layer only" if spec.gap_only else "any layer"
@@ -103,9 +99,7 @@ def expand_inputs(items: Sequence[str]) -> list[Path]:
                 raise UsageError(f"No file matches {item!r}.")
             out.extend(p for p in matches if p.is_file())
         elif Path(item).is_dir():
-            found = sorted(
-                p for p in Path(item).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            found = sorted(p for p in Path(item).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
                 raise UsageError(f"Folder {item!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
             out.extend(found)
@@ -213,9 +207,7 @@ def _write_outputs(
     return row
 
 
-def _write_csv(
-    path: Path, rows: list[dict[str, object]], class_names: Sequence[str], methods: Sequence[str]
-) -> None:
+def _write_csv(path: Path, rows: list[dict[str, object]], class_names: Sequence[str], methods: Sequence[str]) -> None:
     fields = ["image", "status", "predicted", "target", *[f"p_{c}" for c in class_names]]
     for m in methods:
         fields += [f"{m}_{s}" for s in ("min", "max", "mean", "positive_share", "peak_xy", "layer")]
@@ -244,9 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_exp = sub.add_parser("explain", help="write raw maps (.npy), overlays (.png) and summary.csv")
     p_exp.add_argument("images", nargs="+", help="image files, folders or glob patterns")
-    p_exp.add_argument(
-        "--method", action="append", help=f"repeat or comma-separate; one of {', '.join(METHODS)}"
-    )
+    p_exp.add_argument("--method", action="append", help=f"repeat or comma-separate; one of {', '.join(METHODS)}")
     p_exp.add_argument("--target", default="predicted", help="'predicted', a class name or an index")
     p_exp.add_argument(
         "--layer", default=None, help=f"{', '.join(LAYER_ALIASES)} or a module path (default {GAP_LAYER})"
@@ -258,9 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp.add_argument("--model", default=None, help=model_help)
     p_exp.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    sub.add_parser(
-        "evaluate", help="accuracy, localisation and faithfulness on fresh synthetic scenes", add_help=False
-    )
+    sub.add_parser("evaluate", help="accuracy, localisation and faithfulness on fresh synthetic scenes", add_help=False)
     return parser
 
 

@@ -30,9 +30,7 @@ _OWNER: contextvars.ContextVar[object | None] = contextvars.ContextVar("cam_capt
 
 
 @contextmanager
-def capture(
-    module: nn.Module, paths: Sequence[str], grad_from: str | None = None
-) -> Iterator[dict[str, torch.Tensor]]:
+def capture(module: nn.Module, paths: Sequence[str], grad_from: str | None = None) -> Iterator[dict[str, torch.Tensor]]:
     """Record the outputs of the submodules at ``paths`` during forward passes inside the block.
 
     Args:
@@ -82,6 +80,4 @@ def capture(
 
 def hook_count(module: nn.Module) -> int:
     """Forward hooks, forward pre-hooks and backward hooks registered anywhere in ``module``."""
-    return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in module.modules()
-    )
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in module.modules())

@@ -53,8 +53,7 @@ def read_checkpoint(path: str | Path) -> CheckpointFile:
         )
     if size == 0:
         raise CheckpointError(
-            f"Checkpoint {path.name!r} is empty (0 bytes): an interrupted download or copy. "
-            "Download the file again."
+            f"Checkpoint {path.name!r} is empty (0 bytes): an interrupted download or copy. Download the file again."
         )
     try:
         with path.open("rb") as f:
@@ -123,10 +122,7 @@ _REFUSED_GLOBAL = re.compile(r"WeightsUnpickler error: (.*?)(?: was not an allow
 def _corrupt_message(name: str, exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     detail = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
-    return (
-        f"Checkpoint {name!r} is not a readable PyTorch file (truncated or corrupt): {detail}. "
-        "Download it again."
-    )
+    return f"Checkpoint {name!r} is not a readable PyTorch file (truncated or corrupt): {detail}. Download it again."
 
 
 def _unwrap(obj: object, name: str) -> dict[str, torch.Tensor]:
@@ -152,8 +148,7 @@ def validate_state_dict(state: Mapping[str, object], name: str = "checkpoint") -
                 more = f" (+{len(keys) - 1} more)" if len(keys) > 1 else ""
                 parts.append(f"{label} key {keys[0]!r}{more}")
         raise CheckpointError(
-            f"{name!r} does not fit the course network: {'; '.join(parts)}. Expected keys: "
-            f"{', '.join(expected)}."
+            f"{name!r} does not fit the course network: {'; '.join(parts)}. Expected keys: {', '.join(expected)}."
         )
     for key, shape in expected.items():
         value = state[key]

@@ -101,7 +101,7 @@ class Explanation:
 
 
 def resolve_target(target: Target, class_names: Sequence[str], logits: np.ndarray | None = None) -> int:
-    """"predicted", a class name (case-insensitive) or an index -> class index."""
+    """ "predicted", a class name (case-insensitive) or an index -> class index."""
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         if 0 <= int(target) < len(class_names):
             return int(target)
@@ -238,10 +238,14 @@ def explain_batch(
     out = []
     for i, im in enumerate(loaded):
         rows = tuple(int(t) for t in targets[i])
+        if all_classes:  # every class was computed; the target is the asked-for or predicted one
+            target_index = fixed_target if fixed_target is not None else int(np.argmax(logits_np[i]))
+        else:
+            target_index = rows[0]
         out.append(
             Explanation(
                 class_names=class_names,
-                target_index=rows[0] if not all_classes else (fixed_target if fixed_target is not None else int(np.argmax(logits_np[i]))),
+                target_index=target_index,
                 logits=logits_np[i],
                 bias=bias,
                 layers=layers,

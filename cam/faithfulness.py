@@ -103,15 +103,14 @@ def trapezoid(y: np.ndarray, x: np.ndarray) -> float:
 def average_drop_increase(full: Iterable[float], explained: Iterable[float]) -> tuple[float, float]:
     """(Average Drop %, Increase in Confidence %) from Y_i = p_c(I_i) and O_i = p_c(E_i).
 
-        Average Drop %           = 100 / N sum_i max(0, Y_i - O_i) / Y_i
-        Increase in Confidence % = 100 / N sum_i [Y_i < O_i]     (a tie is not an increase)
+    Average Drop %           = 100 / N sum_i max(0, Y_i - O_i) / Y_i
+    Increase in Confidence % = 100 / N sum_i [Y_i < O_i]     (a tie is not an increase)
     """
     y = np.asarray(list(full), dtype=np.float64)
     o = np.asarray(list(explained), dtype=np.float64)
     if y.shape != o.shape or y.ndim != 1 or y.size == 0:
         raise ValueError(
-            "Average Drop needs two equally long, non-empty lists of probabilities; "
-            f"got {y.size} and {o.size}."
+            f"Average Drop needs two equally long, non-empty lists of probabilities; got {y.size} and {o.size}."
         )
     if np.any(y <= 0) or np.any(y > 1) or np.any(o < 0) or np.any(o > 1):
         raise ValueError(
@@ -329,8 +328,14 @@ def deletion_curve(
 ) -> Curve:
     """The deletion curve of one map: the most salient pixels first replaced by ``baseline``."""
     r = evaluate_maps(
-        model, image, {"map": saliency}, target, n_steps=n_steps, deletion_baseline=baseline,
-        random_seed=None, batch_size=batch_size,
+        model,
+        image,
+        {"map": saliency},
+        target,
+        n_steps=n_steps,
+        deletion_baseline=baseline,
+        random_seed=None,
+        batch_size=batch_size,
     )
     return r.scores["map"].deletion
 
@@ -347,8 +352,14 @@ def insertion_curve(
 ) -> Curve:
     """The insertion curve of one map: the most salient pixels first restored onto ``baseline``."""
     r = evaluate_maps(
-        model, image, {"map": saliency}, target, n_steps=n_steps, insertion_baseline=baseline,
-        random_seed=None, batch_size=batch_size,
+        model,
+        image,
+        {"map": saliency},
+        target,
+        n_steps=n_steps,
+        insertion_baseline=baseline,
+        random_seed=None,
+        batch_size=batch_size,
     )
     return r.scores["map"].insertion
 
@@ -393,8 +404,15 @@ def faithfulness_summary(
         r = explain(model, loaded, target, methods, layer)
         per_image.append(
             evaluate_maps(
-                model, loaded, r.maps, r.target_index, n_steps=n_steps, deletion_baseline=deletion_baseline,
-                insertion_baseline=insertion_baseline, random_seed=seed + i, batch_size=batch_size,
+                model,
+                loaded,
+                r.maps,
+                r.target_index,
+                n_steps=n_steps,
+                deletion_baseline=deletion_baseline,
+                insertion_baseline=insertion_baseline,
+                random_seed=seed + i,
+                batch_size=batch_size,
             )
         )
         if progress is not None:

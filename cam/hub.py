@@ -275,8 +275,14 @@ def _verified(path: Path, rev: str, cache: Path, *, from_cache: bool, announced_
     blob = _blob_of(path)
     etag = blob.name if blob is not None else announced_etag
     hub_file = HubFile(
-        path=path, repo_id=REPO_ID, filename=FILENAME, revision=rev, commit=_commit_of(path, cache),
-        from_cache=from_cache, etag=etag, cache_dir=cache,
+        path=path,
+        repo_id=REPO_ID,
+        filename=FILENAME,
+        revision=rev,
+        commit=_commit_of(path, cache),
+        from_cache=from_cache,
+        etag=etag,
+        cache_dir=cache,
     )
     try:
         data = path.read_bytes()
@@ -303,8 +309,16 @@ def _verified(path: Path, rev: str, cache: Path, *, from_cache: bool, announced_
     if etag is None or not (_SHA256.fullmatch(etag) or _GIT_SHA1.fullmatch(etag)):
         log.warning("%s: ETag %r is not a sha256 or git sha1; hash not verified", path, etag)
     return HubFile(
-        path=path, repo_id=REPO_ID, filename=FILENAME, revision=rev, commit=hub_file.commit,
-        from_cache=from_cache, etag=etag, sha256=sha, size=len(data), cache_dir=cache,
+        path=path,
+        repo_id=REPO_ID,
+        filename=FILENAME,
+        revision=rev,
+        commit=hub_file.commit,
+        from_cache=from_cache,
+        etag=etag,
+        sha256=sha,
+        size=len(data),
+        cache_dir=cache,
     )
 
 

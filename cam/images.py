@@ -147,9 +147,7 @@ def _read(src: str | os.PathLike[str] | bytes | bytearray | memoryview) -> tuple
             with path.open("rb") as f:
                 data = f.read(MAX_BYTES + 1)  # the file may have grown since stat
         except OSError as exc:
-            raise ImageError(
-                f"Cannot read {name} ({exc.strerror or exc}). Check the file's permissions."
-            ) from exc
+            raise ImageError(f"Cannot read {name} ({exc.strerror or exc}). Check the file's permissions.") from exc
     _check_bytes(name, len(data))
     if not data:
         raise ImageError(f"{name} is empty (0 bytes): there is no picture in it. Choose a JPEG or PNG photo.")
@@ -199,8 +197,18 @@ def _sniff_foreign(data: bytes) -> str | None:
             "{name} is not an image: it is an HTML web page (often saved from a link to an image rather "
             f"than the image itself). Open the image itself and save that, as {ACCEPTED}."
         )
-    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevx",
-                                               b"mif1", b"msf1", b"avif", b"avis"):
+    if data[4:8] == b"ftyp" and data[8:12] in (
+        b"heic",
+        b"heix",
+        b"hevc",
+        b"heim",
+        b"heis",
+        b"hevx",
+        b"mif1",
+        b"msf1",
+        b"avif",
+        b"avis",
+    ):
         return (
             "{name} is a HEIC/HEIF or AVIF photo (the iPhone's default format), which is not supported. "
             "Export it as JPEG (on an iPhone: Settings > Camera > Formats > Most Compatible) and try again."
@@ -355,8 +363,7 @@ def _bomb(name: str) -> ImageError:
 
 def _memory_error(name: str) -> ImageError:
     return ImageError(
-        f"{name} is too large to decode with the memory available. Resize it to a few megapixels and "
-        "try again."
+        f"{name} is too large to decode with the memory available. Resize it to a few megapixels and try again."
     )
 
 
@@ -489,9 +496,7 @@ def _from_array(arr: np.ndarray) -> Image.Image:
             hint = " It looks channels-first (C, H, W): transpose it to (H, W, C)."
         elif a.ndim == 4 and a.shape[0] == 1:
             hint = " It looks like a batch of one: pass arr[0]."
-        raise ImageError(
-            f"An image array must have shape (H, W), (H, W, 3) or (H, W, 4); got {shape}.{hint}"
-        )
+        raise ImageError(f"An image array must have shape (H, W), (H, W, 3) or (H, W, 4); got {shape}.{hint}")
     if a.size == 0:
         raise ImageError(f"The image array is empty (shape {shape}): there is no picture in it.")
     _check_shape("The image array", a.shape[1], a.shape[0])
@@ -522,9 +527,7 @@ def _from_array(arr: np.ndarray) -> Image.Image:
             )
         out = (f * (255.0 if fhi <= 1.0 else 1.0)).round().astype(np.uint8)  # floats in [0, 1] as the course
     else:
-        raise ImageError(
-            f"Unsupported image array dtype {a.dtype}: use uint8, uint16, bool, or floats in [0, 1]."
-        )
+        raise ImageError(f"Unsupported image array dtype {a.dtype}: use uint8, uint16, bool, or floats in [0, 1].")
     out = np.ascontiguousarray(out)
     if out.ndim == 2:
         return Image.fromarray(np.repeat(out[..., None], 3, axis=2), "RGB")
@@ -533,8 +536,9 @@ def _from_array(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(out, "RGB")
 
 
-def _finish(rgb: Image.Image, original_size: tuple[int, int], display_max_side: int | None,
-            *, copy: bool = False) -> LoadedImage:
+def _finish(
+    rgb: Image.Image, original_size: tuple[int, int], display_max_side: int | None, *, copy: bool = False
+) -> LoadedImage:
     model = rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
     display: Image.Image | None = None
     if display_max_side:

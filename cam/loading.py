@@ -53,10 +53,17 @@ def load_model(source: str | os.PathLike[str] | None = None) -> CamModel:
             log.warning("serving the bundled demo model: %s", exc)
             return _load_bundled(requested="auto", fallback_reason=reason)
     ckpt = read_checkpoint(Path(os.fspath(source)).expanduser())
-    return _model(ckpt, Provenance(
-        source="file", requested=str(source), path=str(ckpt.path), sha256=ckpt.sha256, size=ckpt.size,
-        description=f"Local checkpoint {ckpt.path.name}.",
-    ))
+    return _model(
+        ckpt,
+        Provenance(
+            source="file",
+            requested=str(source),
+            path=str(ckpt.path),
+            sha256=ckpt.sha256,
+            size=ckpt.size,
+            description=f"Local checkpoint {ckpt.path.name}.",
+        ),
+    )
 
 
 def fallback_reason(exc: BaseException) -> str:
@@ -92,10 +99,18 @@ def _load_bundled(requested: str, fallback_reason: str | None = None) -> CamMode
             raise CheckpointError(f"No model to serve: {hub_part}, and {missing}")
         raise CheckpointError(missing[:1].upper() + missing[1:])
     ckpt = read_checkpoint(BUNDLED_CHECKPOINT)
-    return _model(ckpt, Provenance(
-        source="bundled", requested=requested, path=str(ckpt.path), sha256=ckpt.sha256, size=ckpt.size,
-        fallback_reason=fallback_reason, description=BUNDLED_DESCRIPTION,
-    ))
+    return _model(
+        ckpt,
+        Provenance(
+            source="bundled",
+            requested=requested,
+            path=str(ckpt.path),
+            sha256=ckpt.sha256,
+            size=ckpt.size,
+            fallback_reason=fallback_reason,
+            description=BUNDLED_DESCRIPTION,
+        ),
+    )
 
 
 def _load_hub(requested: str) -> CamModel:
@@ -128,11 +143,21 @@ def _from_hub_file(hub_file: hub.HubFile, requested: str) -> CamModel:
                 f"Checkpoint {hub_file.path.name!r} changed on disk while it was being loaded (sha256 "
                 f"{ckpt.sha256[:12]}…, verified {hub_file.sha256[:12]}…). Start again."
             )
-        model = _model(ckpt, Provenance(
-            source="cache" if hub_file.from_cache else "hub", requested=requested, path=str(ckpt.path),
-            sha256=ckpt.sha256, size=ckpt.size, repo_id=hub_file.repo_id, filename=hub_file.filename,
-            revision=hub_file.revision, commit=hub_file.commit, description=HUB_DESCRIPTION,
-        ))
+        model = _model(
+            ckpt,
+            Provenance(
+                source="cache" if hub_file.from_cache else "hub",
+                requested=requested,
+                path=str(ckpt.path),
+                sha256=ckpt.sha256,
+                size=ckpt.size,
+                repo_id=hub_file.repo_id,
+                filename=hub_file.filename,
+                revision=hub_file.revision,
+                commit=hub_file.commit,
+                description=HUB_DESCRIPTION,
+            ),
+        )
     except CheckpointError as exc:
         hub.evict(hub_file)  # a bad file must not poison the next start
         raise CheckpointError(

@@ -221,9 +221,7 @@ def scorecam(inputs: MethodInputs) -> torch.Tensor:
     each batch.
     """
     if inputs.score_fn is None or inputs.inputs is None:
-        raise ValueError(
-            "scorecam runs the network on masked inputs; the caller must pass score_fn and inputs."
-        )
+        raise ValueError("scorecam runs the network on masked inputs; the caller must pass score_fn and inputs.")
     if inputs.batch_size < 1:
         raise ValueError(f"scorecam batch_size must be at least 1, got {inputs.batch_size}")
     a = inputs.activations  # (B, K, h, w)

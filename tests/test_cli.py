@@ -104,7 +104,7 @@ def test_explain_glob_target_and_layer(image_dir: Path, tmp_path: Path, checkpoi
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["explain", "missing.png"], "No such file"),
+        (["explain", "missing.png"], "No file at 'missing.png'"),
         (["explain", "x.png", "--method", "nope"], "Unknown method 'nope'"),
         (["explain", "{img}", "--method", "cam", "--layer", "conv1"], "exists only at 'conv3'"),
         (["explain", "{img}", "--layer", "conv_layers[-1]"], "Valid layers are: conv1, conv2, conv3"),

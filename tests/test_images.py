@@ -151,18 +151,26 @@ def test_model_only_path_matches_display_path(corpus: dict[str, Case]) -> None:
 
 
 def test_png_bomb_is_refused_without_allocating(tmp_path: Path) -> None:
-    """ru_maxrss growth while refusing a 12 KB 10000x10000 PNG, in a fresh process; decoding it the
+    """Peak-RSS growth (VmHWM, reset before each step) while refusing a 12 KB 10000x10000 PNG, in a fresh process; decoding it the
     naive way in the same process must cost hundreds of MB, which shows the measurement can fail."""
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_bomb(10_000, 10_000))
     code = textwrap.dedent(
         f"""
-        import io, resource, warnings
+        import io, warnings
         from PIL import Image
         from cam.images import load_image, ImageError
         data = open({str(bomb)!r}, "rb").read()
-        rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        before = rss()
+        def status(key):  # KiB, from the kernel's view of this process
+            for line in open("/proc/self/status"):
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        def reset_peak():  # importing torch set a high peak already: start the peak afresh
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        rss = lambda: status("VmHWM")
+        reset_peak()
+        before = status("VmRSS")
         for src in ({str(bomb)!r}, data):
             try:
                 load_image(src)
@@ -170,6 +178,8 @@ def test_png_bomb_is_refused_without_allocating(tmp_path: Path) -> None:
             except ImageError as exc:
                 assert "megapixels" in str(exc)
         refused = rss() - before
+        reset_peak()
+        before = status("VmRSS")
         warnings.simplefilter("ignore")
         img = Image.open(io.BytesIO(data))
         img.load()
@@ -221,8 +231,9 @@ def test_broken_exif_is_ignored_not_refused() -> None:
 
 @pytest.mark.parametrize("orientation, size", [(1, (4000, 3000)), (6, (3000, 4000)), (8, (3000, 4000))])
 @pytest.mark.parametrize("display_max_side", [1024, None, 300])
-def test_draft_decoded_jpeg_reports_true_size(orientation: int, size: tuple[int, int],
-                                              display_max_side: int | None) -> None:
+def test_draft_decoded_jpeg_reports_true_size(
+    orientation: int, size: tuple[int, int], display_max_side: int | None
+) -> None:
     photo = Image.fromarray(smooth(4000, 3000, seed=5), "RGB")
     data = encode(photo, "JPEG", quality=85, exif=exif_bytes(orientation))
     with Image.open(io.BytesIO(data)) as probe:  # the same call the loader makes: it must downscale
@@ -258,18 +269,27 @@ def test_pil_images_in_every_mode() -> None:
         "RGBX": (base.convert("RGBX"), rgb, 0.0),
         "RGBA opaque": (Image.fromarray(opaque, "RGBA"), rgb, 0.0),
         "RGBA half": (Image.fromarray(half, "RGBA"), ((rgb.astype(int) * 128 + 255 * 127 + 127) // 255), 0.0),
-        "RGBa": (Image.fromarray(half, "RGBA").convert("RGBa"), ((rgb.astype(int) * 128 + 255 * 127 + 127) // 255),
-                 1.0),
+        "RGBa": (
+            Image.fromarray(half, "RGBA").convert("RGBa"),
+            ((rgb.astype(int) * 128 + 255 * 127 + 127) // 255),
+            1.0,
+        ),
         "CMYK": (base.convert("CMYK"), rgb, 0.0),
         "YCbCr": (base.convert("YCbCr"), rgb, 2.0),
         "HSV": (base.convert("HSV"), rgb, 2.0),
         "L": (base.convert("L"), np.dstack([grey] * 3), 0.0),
         "LA": (Image.merge("LA", [base.convert("L"), Image.new("L", base.size, 255)]), np.dstack([grey] * 3), 0.0),
-        "La": (Image.merge("LA", [base.convert("L"), Image.new("L", base.size, 255)]).convert("La"),
-               np.dstack([grey] * 3), 0.0),
+        "La": (
+            Image.merge("LA", [base.convert("L"), Image.new("L", base.size, 255)]).convert("La"),
+            np.dstack([grey] * 3),
+            0.0,
+        ),
         "1": (bilevel, np.dstack([np.where(np.asarray(bilevel), 255, 0)] * 3), 0.0),
-        "P": (base.quantize(256, dither=Image.Dither.NONE), np.asarray(base.quantize(256, dither=Image.Dither.NONE)
-                                                                       .convert("RGB")), 0.0),
+        "P": (
+            base.quantize(256, dither=Image.Dither.NONE),
+            np.asarray(base.quantize(256, dither=Image.Dither.NONE).convert("RGB")),
+            0.0,
+        ),
         "I;16": (Image.fromarray(grey.astype(np.uint16) * 257), np.dstack([grey] * 3), 0.0),
         "I 16-bit values": (Image.fromarray(grey.astype(np.int32) * 257), np.dstack([grey] * 3), 0.0),
         "I 8-bit values": (Image.fromarray(grey.astype(np.int32)), np.dstack([grey] * 3), 0.0),
@@ -451,8 +471,9 @@ def test_truncation_is_not_tolerated_globally() -> None:
     ids=lambda e: type(e).__name__,
 )
 @pytest.mark.parametrize("where", ["open", "load"])
-def test_every_pillow_exception_becomes_image_error(monkeypatch: pytest.MonkeyPatch, exc: Exception,
-                                                   where: str) -> None:
+def test_every_pillow_exception_becomes_image_error(
+    monkeypatch: pytest.MonkeyPatch, exc: Exception, where: str
+) -> None:
     def boom(*_: object, **__: object) -> None:
         raise exc
 
