@@ -57,8 +57,14 @@ def _picture(width: int, height: int) -> np.ndarray:
     """A smooth (H, W, 3) uint8 picture, so the JPEG encoder works about as hard as on an overlay."""
     y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
     x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
-    rgb = np.stack([np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width)),
-                    (x + y) / 2 * np.ones((height, width), np.float32)], axis=-1)
+    rgb = np.stack(
+        [
+            np.broadcast_to(x, (height, width)),
+            np.broadcast_to(y, (height, width)),
+            (x + y) / 2 * np.ones((height, width), np.float32),
+        ],
+        axis=-1,
+    )
     out = rgb.astype(np.uint8)
     out.setflags(write=False)
     return out
@@ -85,9 +91,18 @@ def echo_api(image: str | None, target: str, method: str, layer: str) -> tuple[n
     s = min(1.0, DISPLAY_MAX_SIDE / max(w, h))
     picture = _picture(max(1, round(w * s)), max(1, round(h * s)))
     summary = {
-        "target": target, "predicted": target, "probabilities": {"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25},
-        "method": method, "layer": layer, "has_positive_evidence": True, "map_min": 0.0, "map_max": 1.0,
-        "map_shape": [MAP_SIDE, MAP_SIDE], "logit": 0.0, "mean_cam_plus_bias": 0.0, "image_size": [w, h],
+        "target": target,
+        "predicted": target,
+        "probabilities": {"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25},
+        "method": method,
+        "layer": layer,
+        "has_positive_evidence": True,
+        "map_min": 0.0,
+        "map_max": 1.0,
+        "map_shape": [MAP_SIDE, MAP_SIDE],
+        "logit": 0.0,
+        "mean_cam_plus_bias": 0.0,
+        "image_size": [w, h],
         "model": {"source": "echo", "sha256": "0" * 64, "is_demo_model": True},
     }
     return picture, summary, _npy_path()
@@ -104,8 +119,11 @@ with gr.Blocks(title="echo") as demo:
         api_map = gr.File(label="raw map (.npy)")
         api_button = gr.Button("explain")
     api_button.click(
-        echo_api, [api_image, api_target, api_method, api_layer], [api_overlay, api_summary, api_map],
-        api_name="explain", concurrency_id="echo",
+        echo_api,
+        [api_image, api_target, api_method, api_layer],
+        [api_overlay, api_summary, api_map],
+        api_name="explain",
+        concurrency_id="echo",
     )
 
 # Same queue settings as app.py where they affect a round trip (read from the environment so the

@@ -147,8 +147,10 @@ def torch_threads(n: int) -> Iterator[None]:
 
 def seeded_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(v.shape, generator=g) * (0.3 if v.dim() > 1 else 0.1)
-            for k, v in PotPlantGAP().state_dict().items()}
+    return {
+        k: torch.randn(v.shape, generator=g) * (0.3 if v.dim() > 1 else 0.1)
+        for k, v in PotPlantGAP().state_dict().items()
+    }
 
 
 def bench_model() -> CamModel:
@@ -255,8 +257,10 @@ def rows_explain(s: Settings, wanted: set[str]) -> list[Row]:
 
             def tc_shared_forward() -> object:
                 # Both extractors on one forward pass: the cheapest way to get both maps from torchcam.
-                with CAM(tc_model, target_layer=CAM_LAYER, fc_layer="fc.1") as ex, \
-                        GradCAM(tc_model, target_layer=CAM_LAYER) as ex2:
+                with (
+                    CAM(tc_model, target_layer=CAM_LAYER, fc_layer="fc.1") as ex,
+                    GradCAM(tc_model, target_layer=CAM_LAYER) as ex2,
+                ):
                     out = tc_model(x)
                     return ex(cls, out), ex2(cls, out)
 
@@ -265,8 +269,11 @@ def rows_explain(s: Settings, wanted: set[str]) -> list[Row]:
                     out = tc_model(x)
                     return ex(cls, out)
 
-            torchcam_fns = {"two forwards": tc_cam_then_gradcam, "one shared forward": tc_shared_forward,
-                            "gradcam": tc_gradcam}
+            torchcam_fns = {
+                "two forwards": tc_cam_then_gradcam,
+                "one shared forward": tc_shared_forward,
+                "gradcam": tc_gradcam,
+            }
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ours = explain(model, loaded, target=cls, methods=("cam", "gradcam")).maps
@@ -301,34 +308,62 @@ def rows_explain(s: Settings, wanted: set[str]) -> list[Row]:
             tag = f"{threads} thread" + ("s" if threads != 1 else "")
             if "P1" in wanted:
                 a, b = interleaved([ours_pair, bare], s.repeats, s.warmup)
-                rows.append(Row(
-                    f"P1.t{threads}", f"CAM+Grad-CAM vs bare forward ({tag})",
-                    "explain(methods=(cam, gradcam)), conv3, 256x256 LoadedImage", "module(x) under no_grad",
-                    "ms", "<=", 1.3, threads=threads,
-                ).finish(a.wall_ms, b.wall_ms, s.repeats, a.cpu_ms / b.cpu_ms))
+                rows.append(
+                    Row(
+                        f"P1.t{threads}",
+                        f"CAM+Grad-CAM vs bare forward ({tag})",
+                        "explain(methods=(cam, gradcam)), conv3, 256x256 LoadedImage",
+                        "module(x) under no_grad",
+                        "ms",
+                        "<=",
+                        1.3,
+                        threads=threads,
+                    ).finish(a.wall_ms, b.wall_ms, s.repeats, a.cpu_ms / b.cpu_ms)
+                )
             if "P2" in wanted:
                 if torchcam_fns:
                     a, b1, b2 = interleaved(
                         [ours_pair, torchcam_fns["two forwards"], torchcam_fns["one shared forward"]],
-                        s.repeats, s.warmup)
+                        s.repeats,
+                        s.warmup,
+                    )
                     # torchcam's documented pattern is one extractor per forward pass (a `with` block
                     # around the forward and the extraction): that is the baseline.
                     # Two extractors sharing one forward is reported beside it, for transparency.
                     best = b1
                     row = Row(
-                        f"P2.t{threads}", f"CAM+Grad-CAM vs torchcam 0.5.0 ({tag})",
+                        f"P2.t{threads}",
+                        f"CAM+Grad-CAM vs torchcam 0.5.0 ({tag})",
                         "explain(methods=(cam, gradcam)), same class",
                         "torchcam CAM (forward under no_grad) then GradCAM, one extractor per forward",
-                        "ms", "<=", 0.6, threads=threads,
+                        "ms",
+                        "<=",
+                        0.6,
+                        threads=threads,
                     ).finish(a.wall_ms, best.wall_ms, s.repeats, a.cpu_ms / best.cpu_ms)
-                    row.extra = {"torchcam_two_forwards_ms": b1.wall_ms, "torchcam_shared_forward_ms": b2.wall_ms,
-                                 "map_correlation": {k: v for k, v in agree.items() if "torchcam" in k}}
-                    row.notes.append(f"torchcam with both extractors on one shared forward: {b2.wall_ms:.1f} ms "
-                                     f"(ratio {a.wall_ms / b2.wall_ms:.2f})")
+                    row.extra = {
+                        "torchcam_two_forwards_ms": b1.wall_ms,
+                        "torchcam_shared_forward_ms": b2.wall_ms,
+                        "map_correlation": {k: v for k, v in agree.items() if "torchcam" in k},
+                    }
+                    row.notes.append(
+                        f"torchcam with both extractors on one shared forward: {b2.wall_ms:.1f} ms "
+                        f"(ratio {a.wall_ms / b2.wall_ms:.2f})"
+                    )
                     rows.append(row)
                 else:
-                    rows.append(Row(f"P2.t{threads}", "CAM+Grad-CAM vs torchcam", "", "", "ms", "<=", 0.6,
-                                    skipped="; ".join(notes) or "torchcam missing"))
+                    rows.append(
+                        Row(
+                            f"P2.t{threads}",
+                            "CAM+Grad-CAM vs torchcam",
+                            "",
+                            "",
+                            "ms",
+                            "<=",
+                            0.6,
+                            skipped="; ".join(notes) or "torchcam missing",
+                        )
+                    )
             if "P3" in wanted:
                 fns: list[Callable[[], object]] = [ours_gradcam]
                 if torchcam_fns:
@@ -338,19 +373,38 @@ def rows_explain(s: Settings, wanted: set[str]) -> list[Row]:
                 res = interleaved(fns, s.repeats, s.warmup)
                 a = res[0]
                 i = 1
-                for key, name, target in (("torchcam", "torchcam GradCAM", 0.95),
-                                          ("captum", "captum LayerGradCam", 0.75)):
+                for key, name, target in (
+                    ("torchcam", "torchcam GradCAM", 0.95),
+                    ("captum", "captum LayerGradCam", 0.75),
+                ):
                     rid = f"P3-{key}.t{threads}"
                     have = bool(torchcam_fns) if key == "torchcam" else captum_fn is not None
                     if not have:
-                        rows.append(Row(rid, f"Grad-CAM vs {name}", "", "", "ms", "<=", target,
-                                        skipped="; ".join(notes) or f"{key} missing"))
+                        rows.append(
+                            Row(
+                                rid,
+                                f"Grad-CAM vs {name}",
+                                "",
+                                "",
+                                "ms",
+                                "<=",
+                                target,
+                                skipped="; ".join(notes) or f"{key} missing",
+                            )
+                        )
                         continue
                     b = res[i]
                     i += 1
-                    row = Row(rid, f"Grad-CAM vs {name} ({tag})", "explain(methods=(gradcam,)), same class",
-                              f"{name} on its own copy of the weights", "ms", "<=", target, threads=threads,
-                              ).finish(a.wall_ms, b.wall_ms, s.repeats, a.cpu_ms / b.cpu_ms)
+                    row = Row(
+                        rid,
+                        f"Grad-CAM vs {name} ({tag})",
+                        "explain(methods=(gradcam,)), same class",
+                        f"{name} on its own copy of the weights",
+                        "ms",
+                        "<=",
+                        target,
+                        threads=threads,
+                    ).finish(a.wall_ms, b.wall_ms, s.repeats, a.cpu_ms / b.cpu_ms)
                     row.extra = {"map_correlation": {k: v for k, v in agree.items() if key in k}}
                     rows.append(row)
     return rows
@@ -374,9 +428,15 @@ def rows_load(s: Settings, files: dict[str, Path]) -> list[Row]:
             return im.convert("RGB").resize((256, 256), Image.Resampling.BILINEAR)
 
     a, d, b = interleaved([ours, ours_display, plain], s.repeats, s.warmup)
-    row = Row("P4", "12 MP JPEG to model input", "load_image(path, display_max_side=None)",
-              "Image.open + convert(RGB) + resize((256, 256), BILINEAR)", "ms", "<=", 0.45,
-              ).finish(a.wall_ms, b.wall_ms, s.repeats, a.cpu_ms / b.cpu_ms)
+    row = Row(
+        "P4",
+        "12 MP JPEG to model input",
+        "load_image(path, display_max_side=None)",
+        "Image.open + convert(RGB) + resize((256, 256), BILINEAR)",
+        "ms",
+        "<=",
+        0.45,
+    ).finish(a.wall_ms, b.wall_ms, s.repeats, a.cpu_ms / b.cpu_ms)
     row.extra = {"load_image_with_1024_display_ms": d.wall_ms, "file_bytes": path.stat().st_size}
     row.notes.append(f"with the 1024 px display copy (the app's call): {d.wall_ms:.1f} ms")
     return [row]
@@ -394,11 +454,17 @@ def free_port() -> int:
 
 def server_env(port: int, workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1",
-        "GRADIO_TEMP_DIR": str(workdir / "gradio"), "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "GRADIO_SERVER_PORT": str(port),
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "HF_HUB_OFFLINE": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "GRADIO_TEMP_DIR": str(workdir / "gradio"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -413,8 +479,11 @@ class Server:
         self.started = time.perf_counter()
         self._log = self.log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, str(script)], cwd=ROOT, env=server_env(self.port, workdir, env_extra),
-            stdout=self._log, stderr=subprocess.STDOUT,
+            [sys.executable, str(script)],
+            cwd=ROOT,
+            env=server_env(self.port, workdir, env_extra),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout: float = 120.0) -> float:
@@ -486,7 +555,7 @@ def app_skip_reason() -> str | None:
     if not APP.exists():
         return "app.py does not exist yet"
     if 'api_name="explain"' not in APP.read_text(encoding="utf-8"):
-        return "app.py has no api_name=\"explain\" endpoint"
+        return 'app.py has no api_name="explain" endpoint'
     try:
         import gradio_client  # noqa: F401
     except ImportError as exc:
@@ -515,24 +584,30 @@ def rows_app(s: Settings, wanted: set[str], files: dict[str, Path], app_threads:
     skip = app_skip_reason()
     rows: list[Row] = []
     if skip is not None:
-        for rid, title, op, target in (("P7T", "app torch threads 1 vs 2 under load", ">=", 1.0),
-                                       ("P5", "/explain round trip vs echo", "<=", 2.5),
-                                       ("P6", "cold start vs import gradio, torch", "<=", 1.6),
-                                       ("P7", "throughput, 8 clients vs 1", ">=", 1.0),
-                                       ("P8", "peak RSS during P7", "<=", 800.0)):
+        for rid, title, op, target in (
+            ("P7T", "app torch threads 1 vs 2 under load", ">=", 1.0),
+            ("P5", "/explain round trip vs echo", "<=", 2.5),
+            ("P6", "cold start vs import gradio, torch", "<=", 1.6),
+            ("P7", "throughput, 8 clients vs 1", ">=", 1.0),
+            ("P8", "peak RSS during P7", "<=", 800.0),
+        ):
             if rid in wanted:
                 rows.append(Row(rid, title, "", "", "", op, target, skipped=skip))
         return rows
     env, model_note = app_env(s.workdir, app_threads)
-    thread_note = f"app torch threads: OMP_NUM_THREADS={app_threads}" if app_threads else \
-        "app torch threads: default (torch picks the core count)"
+    thread_note = (
+        f"app torch threads: OMP_NUM_THREADS={app_threads}"
+        if app_threads
+        else "app torch threads: default (torch picks the core count)"
+    )
     if "P5" in wanted:
         rows += guarded(["P5"], lambda: row_p5(s, files, env, model_note, thread_note))
     if "P6" in wanted:
         rows += guarded(["P6"], lambda: [row_p6(s, files, env, model_note)])
     if wanted & {"P7", "P8"}:
-        rows += guarded(sorted(wanted & {"P7", "P8"}),
-                        lambda: rows_p7_p8(s, files, env, wanted, model_note, thread_note))
+        rows += guarded(
+            sorted(wanted & {"P7", "P8"}), lambda: rows_p7_p8(s, files, env, wanted, model_note, thread_note)
+        )
     if "P7T" in wanted:
         rows += guarded(["P7T"], lambda: [row_p7_threads(s, files, env, model_note)])
     return rows
@@ -550,8 +625,7 @@ def guarded(ids: list[str], fn: Callable[[], list[Row]]) -> list[Row]:
         return [Row(rid, "not measured", "", "", "", "<=", 0.0, skipped=reason[:300]) for rid in ids]
 
 
-def row_p5(s: Settings, files: dict[str, Path], env: dict[str, str], model_note: str,
-           thread_note: str) -> list[Row]:
+def row_p5(s: Settings, files: dict[str, Path], env: dict[str, str], model_note: str, thread_note: str) -> list[Row]:
     rows = []
     with Server(APP, s.workdir, env) as app, Server(ECHO_APP, s.workdir) as echo:
         app.wait_ready()
@@ -559,15 +633,25 @@ def row_p5(s: Settings, files: dict[str, Path], env: dict[str, str], model_note:
         ca, ce = client(app.url), client(echo.url)
         for key, label in (("png256", "256x256 PNG"), ("jpeg12mp", "12 MP JPEG")):
             path = files[key]
-            res = interleaved([functools.partial(explain_call, ca, path), functools.partial(explain_call, ce, path)],
-                              s.requests, max(1, s.warmup // 2))
-            row = Row(f"P5-{key}", f"/explain round trip, {label} (p50)",
-                      "app.py /explain via gradio_client (cam, predicted, conv3)",
-                      "echo_app.py /explain (same inputs/outputs, no work)", "ms", "<=", 2.5,
-                      ).finish(res[0].wall_ms, res[1].wall_ms, s.requests)
+            res = interleaved(
+                [functools.partial(explain_call, ca, path), functools.partial(explain_call, ce, path)],
+                s.requests,
+                max(1, s.warmup // 2),
+            )
+            row = Row(
+                f"P5-{key}",
+                f"/explain round trip, {label} (p50)",
+                "app.py /explain via gradio_client (cam, predicted, conv3)",
+                "echo_app.py /explain (same inputs/outputs, no work)",
+                "ms",
+                "<=",
+                2.5,
+            ).finish(res[0].wall_ms, res[1].wall_ms, s.requests)
             row.notes += [model_note, thread_note]
-            row.extra = {"a_p90_ms": float(np.percentile(res[0].wall, 90) * 1e3),
-                         "b_p90_ms": float(np.percentile(res[1].wall, 90) * 1e3)}
+            row.extra = {
+                "a_p90_ms": float(np.percentile(res[0].wall, 90) * 1e3),
+                "b_p90_ms": float(np.percentile(res[1].wall, 90) * 1e3),
+            }
             rows.append(row)
     return rows
 
@@ -580,15 +664,22 @@ def row_p6(s: Settings, files: dict[str, Path], env: dict[str, str], model_note:
         return None
 
     def imports() -> object:
-        subprocess.run([sys.executable, "-c", "import gradio, torch"], cwd=ROOT, check=True,
-                       env=server_env(0, s.workdir))
+        subprocess.run(
+            [sys.executable, "-c", "import gradio, torch"], cwd=ROOT, check=True, env=server_env(0, s.workdir)
+        )
         return None
 
     # No warm-up beyond one import (fills the OS file cache for both sides): a cold start is the point.
     a, b = interleaved([cold_app, imports], s.cold_runs, 0 if s.quick else 1)
-    row = Row("P6", "cold start until the first /explain answer",
-              "python app.py (offline) -> first /explain answer via gradio_client",
-              "python -c 'import gradio, torch'", "ms", "<=", 1.6).finish(a.wall_ms, b.wall_ms, s.cold_runs)
+    row = Row(
+        "P6",
+        "cold start until the first /explain answer",
+        "python app.py (offline) -> first /explain answer via gradio_client",
+        "python -c 'import gradio, torch'",
+        "ms",
+        "<=",
+        1.6,
+    ).finish(a.wall_ms, b.wall_ms, s.cold_runs)
     row.notes.append(model_note)
     return row
 
@@ -626,8 +717,10 @@ def row_p7_threads(s: Settings, files: dict[str, Path], env: dict[str, str], mod
     order = throughput_order(s, files)
     n = len(order)
     env1 = {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"}
-    with Server(APP, s.workdir, {**env1, "OMP_NUM_THREADS": "1"}) as one, \
-            Server(APP, s.workdir, {**env1, "OMP_NUM_THREADS": "2"}) as two:
+    with (
+        Server(APP, s.workdir, {**env1, "OMP_NUM_THREADS": "1"}) as one,
+        Server(APP, s.workdir, {**env1, "OMP_NUM_THREADS": "2"}) as two,
+    ):
         one.wait_ready()
         two.wait_ready()
         c1, c2 = [client(one.url) for _ in range(8)], [client(two.url) for _ in range(8)]
@@ -635,17 +728,26 @@ def row_p7_threads(s: Settings, files: dict[str, Path], env: dict[str, str], mod
             explain_call(c, files["png256"])
             explain_call(c, files["jpeg12mp"])
         rounds = 1 if s.quick else 3
-        a, b = interleaved([functools.partial(concurrent_load, c1, order),
-                            functools.partial(concurrent_load, c2, order)], rounds, 0)
-    row = Row("P7T", "app torch threads under 8 concurrent clients: 1 vs 2",
-              "throughput with OMP_NUM_THREADS=1", "throughput with OMP_NUM_THREADS=2", "req/s", ">=", 1.0,
-              informational=True).finish(n / a.wall_ms * 1e3, n / b.wall_ms * 1e3, rounds)
+        a, b = interleaved(
+            [functools.partial(concurrent_load, c1, order), functools.partial(concurrent_load, c2, order)], rounds, 0
+        )
+    row = Row(
+        "P7T",
+        "app torch threads under 8 concurrent clients: 1 vs 2",
+        "throughput with OMP_NUM_THREADS=1",
+        "throughput with OMP_NUM_THREADS=2",
+        "req/s",
+        ">=",
+        1.0,
+        informational=True,
+    ).finish(n / a.wall_ms * 1e3, n / b.wall_ms * 1e3, rounds)
     row.notes.append(f"{model_note}; ratio > 1 means 1 thread per request serves more requests per second")
     return row
 
 
-def rows_p7_p8(s: Settings, files: dict[str, Path], env: dict[str, str], wanted: set[str],
-               model_note: str, thread_note: str) -> list[Row]:
+def rows_p7_p8(
+    s: Settings, files: dict[str, Path], env: dict[str, str], wanted: set[str], model_note: str, thread_note: str
+) -> list[Row]:
     order = throughput_order(s, files)
     n = len(order)
     rows: list[Row] = []
@@ -686,18 +788,33 @@ def rows_p7_p8(s: Settings, files: dict[str, Path], env: dict[str, str], wanted:
         peak = max(app.peak_rss_mb() if reset else 0.0, peak_sampled[0])
     if "P7" in wanted:
         # Throughput ratio = (n / t_concurrent) / (n / t_sequential) = t_sequential / t_concurrent.
-        row = Row("P7", "throughput, 8 concurrent clients vs 1 client in sequence",
-                  f"8 clients at once, {n} requests ({n // 8} each; PNG 256 and 12 MP JPEG)",
-                  f"1 client, the same {n} requests in sequence", "req/s", ">=", 1.0, aim=1.3,
-                  ).finish(n / conc.wall_ms * 1e3, n / seq.wall_ms * 1e3, rounds)
+        row = Row(
+            "P7",
+            "throughput, 8 concurrent clients vs 1 client in sequence",
+            f"8 clients at once, {n} requests ({n // 8} each; PNG 256 and 12 MP JPEG)",
+            f"1 client, the same {n} requests in sequence",
+            "req/s",
+            ">=",
+            1.0,
+            aim=1.3,
+        ).finish(n / conc.wall_ms * 1e3, n / seq.wall_ms * 1e3, rounds)
         row.notes += [model_note, thread_note]
         rows.append(row)
     if "P8" in wanted:
-        row = Row("P8", "peak resident memory of the app during P7", "app.py peak RSS (VmHWM and 20 ms samples)",
-                  "the 800 MB budget", "MB", "<=", 1.0)
+        row = Row(
+            "P8",
+            "peak resident memory of the app during P7",
+            "app.py peak RSS (VmHWM and 20 ms samples)",
+            "the 800 MB budget",
+            "MB",
+            "<=",
+            1.0,
+        )
         row.finish(peak, 800.0, rounds)
-        row.notes.append(f"peak {peak:.0f} MB; RSS before P7 {idle_mb:.0f} MB"
-                         + ("" if reset else "; VmHWM could not be reset, sampled RSS only"))
+        row.notes.append(
+            f"peak {peak:.0f} MB; RSS before P7 {idle_mb:.0f} MB"
+            + ("" if reset else "; VmHWM could not be reset, sampled RSS only")
+        )
         row.extra = {"peak_mb": peak, "rss_before_mb": idle_mb, "vmhwm_reset": reset}
         rows.append(row)
     return rows
@@ -718,11 +835,26 @@ def machine() -> dict[str, Any]:
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
-        "python": platform.python_version(), "platform": platform.platform(), "processor": platform.processor(),
-        "cpu_count": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-        else None, "loadavg_1_5_15": load, "torch_default_threads": torch.get_num_threads(),
-        "versions": {k: version(k) for k in ("torch", "numpy", "pillow", "opencv-python-headless", "gradio",
-                                             "gradio_client", "torchcam", "captum")},
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "loadavg_1_5_15": load,
+        "torch_default_threads": torch.get_num_threads(),
+        "versions": {
+            k: version(k)
+            for k in (
+                "torch",
+                "numpy",
+                "pillow",
+                "opencv-python-headless",
+                "gradio",
+                "gradio_client",
+                "torchcam",
+                "captum",
+            )
+        },
     }
 
 
@@ -737,15 +869,19 @@ def table(rows: list[Row]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         if r.skipped:
-            lines.append(f"{r.id:<16} {'':>9} {'':>9} {'':<6} {'':>6} {'':>6} {r.op + ' ' + str(r.target):>9} "
-                         f"SKIP  {r.title}: {r.skipped}")
+            lines.append(
+                f"{r.id:<16} {'':>9} {'':>9} {'':<6} {'':>6} {'':>6} {r.op + ' ' + str(r.target):>9} "
+                f"SKIP  {r.title}: {r.skipped}"
+            )
             continue
         unit = r.unit
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
         cpu = f"{r.ratio_cpu:.2f}" if r.ratio_cpu is not None else ""
         verdict = "info" if r.informational else "pass" if r.passed else "FAIL"
-        lines.append(f"{r.id:<16} {fmt(r.a_median, unit):>9} {fmt(r.b_median, unit):>9} {unit:<6} {ratio:>6} "
-                     f"{cpu:>6} {r.op + ' ' + format(r.target, 'g'):>9} {verdict:<5} {r.title}")
+        lines.append(
+            f"{r.id:<16} {fmt(r.a_median, unit):>9} {fmt(r.b_median, unit):>9} {unit:<6} {ratio:>6} "
+            f"{cpu:>6} {r.op + ' ' + format(r.target, 'g'):>9} {verdict:<5} {r.title}"
+        )
         lines.extend(f"{'':<16} {note}" for note in r.notes)
     return "\n".join(lines)
 
@@ -756,8 +892,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write the results here as JSON")
     p.add_argument("--only", default="", help="comma-separated rows, e.g. P1,P4 (default: all)")
     p.add_argument("--threads", default="1,2", help="torch thread counts for P1-P3 (default 1,2)")
-    p.add_argument("--app-threads", type=int, default=None,
-                   help="OMP_NUM_THREADS for the app in P5-P8 (default: leave torch's own choice)")
+    p.add_argument(
+        "--app-threads",
+        type=int,
+        default=None,
+        help="OMP_NUM_THREADS for the app in P5-P8 (default: leave torch's own choice)",
+    )
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds for P1-P4 (overrides the default)")
     return p.parse_args(argv)
@@ -773,9 +913,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = tuple(int(t) for t in args.threads.split(",") if t.strip())
     workdir = Path(os.environ.get("CAM_BENCH_DIR", Path(tempfile.gettempdir()) / "cam-bench"))
     s = Settings(
-        quick=args.quick, repeats=args.repeats or (7 if args.quick else 31), warmup=2 if args.quick else 5,
-        requests=5 if args.quick else 21, cold_runs=1 if args.quick else 3,
-        throughput_requests=8 if args.quick else 24, threads=threads, workdir=workdir,
+        quick=args.quick,
+        repeats=args.repeats or (7 if args.quick else 31),
+        warmup=2 if args.quick else 5,
+        requests=5 if args.quick else 21,
+        cold_runs=1 if args.quick else 3,
+        throughput_requests=8 if args.quick else 24,
+        threads=threads,
+        workdir=workdir,
     )
     t0 = time.perf_counter()
     info = machine()
@@ -789,12 +934,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows += rows_app(s, wanted, files, args.app_threads)
     info["loadavg_after"] = os.getloadavg()
     info["elapsed_s"] = round(time.perf_counter() - t0, 1)
-    print(f"torch threads tried: {threads}; load average before/after: {info['loadavg_1_5_15']} / "
-          f"{info['loadavg_after']}; {'quick' if s.quick else 'full'} run, {info['elapsed_s']} s")
+    print(
+        f"torch threads tried: {threads}; load average before/after: {info['loadavg_1_5_15']} / "
+        f"{info['loadavg_after']}; {'quick' if s.quick else 'full'} run, {info['elapsed_s']} s"
+    )
     print(table(rows))
     if args.json:
-        payload = {"machine": info, "settings": {**asdict(s), "workdir": str(s.workdir)},
-                   "rows": [asdict(r) for r in rows]}
+        payload = {
+            "machine": info,
+            "settings": {**asdict(s), "workdir": str(s.workdir)},
+            "rows": [asdict(r) for r in rows],
+        }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     failed = [r.id for r in rows if r.passed is False]

@@ -25,8 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=20_000, help="number of mutated files (default 20000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per case before it counts as a hang")
-    parser.add_argument("--max-pixels", type=int, default=4_000_000,
-                        help="temporary pixel cap (default 4000000; 0 keeps cam.images.MAX_PIXELS)")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=4_000_000,
+        help="temporary pixel cap (default 4000000; 0 keeps cam.images.MAX_PIXELS)",
+    )
     parser.add_argument("--save", type=Path, default=None, help="folder for inputs that failed")
     parser.add_argument("--verbose", action="store_true", help="print every case's label before loading it")
     args = parser.parse_args(argv)
@@ -41,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         if (i + 1) % 5000 == 0:
             print(f"... {i + 1} cases", file=sys.stderr, flush=True)
 
-    stats = run_fuzz(args.cases, args.seed, time_limit=args.time_limit,
-                     max_pixels=args.max_pixels or None, on_case=on_case)
+    stats = run_fuzz(
+        args.cases, args.seed, time_limit=args.time_limit, max_pixels=args.max_pixels or None, on_case=on_case
+    )
     print(f"seed {args.seed}: {stats.summary()}")
     for label, message in stats.unexpected[:50]:
         print(f"UNEXPECTED {label}: {message}")

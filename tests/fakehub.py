@@ -108,8 +108,7 @@ class FakeHub:
         # the port from being reused by anything else during the test.
         self._refusing = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._refusing.bind(("127.0.0.1", 0))
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                         daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._monkeypatch: pytest.MonkeyPatch | None = None
 
     @property
@@ -235,8 +234,17 @@ def serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bundled: Path, mode
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setattr(cam.loading, "BUNDLED_CHECKPOINT", bundled)
-    for name in ("CAM_MODEL", "CAM_HUB_TIMEOUT", "CAM_HUB_REVISION", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-                 "http_proxy", "https_proxy", "all_proxy"):
+    for name in (
+        "CAM_MODEL",
+        "CAM_HUB_TIMEOUT",
+        "CAM_HUB_REVISION",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     point_client_at(monkeypatch, hub.endpoint)
     try:

@@ -18,7 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_harness(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, CAM_BENCH_DIR=str(tmp_path / "work"))
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "benchmarks.run", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 
@@ -26,8 +30,7 @@ def run_harness(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_quick_run_writes_json_with_the_requested_rows(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    proc = run_harness(tmp_path, "--quick", "--only", "P1,P4", "--threads", "1", "--repeats", "3",
-                       "--json", str(out))
+    proc = run_harness(tmp_path, "--quick", "--only", "P1,P4", "--threads", "1", "--repeats", "3", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["machine"]["versions"]["torch"]
@@ -58,8 +61,9 @@ def test_app_rows_are_skipped_with_a_reason_when_app_py_is_missing(
     from benchmarks import run
 
     monkeypatch.setattr(run, "APP", tmp_path / "no_app.py")
-    settings = run.Settings(quick=True, repeats=1, warmup=0, requests=1, cold_runs=1, throughput_requests=8,
-                            threads=(1,), workdir=tmp_path)
+    settings = run.Settings(
+        quick=True, repeats=1, warmup=0, requests=1, cold_runs=1, throughput_requests=8, threads=(1,), workdir=tmp_path
+    )
     rows = run.rows_app(settings, {"P5", "P6", "P7", "P8"}, {}, None)
     assert [r.id for r in rows] == ["P5", "P6", "P7", "P8"]
     assert all(r.skipped == "app.py does not exist yet" and r.passed is None for r in rows)

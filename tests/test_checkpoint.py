@@ -64,8 +64,11 @@ def test_missing_and_unexpected_keys_are_named(tmp_path: Path, state_dict: dict)
 
 def test_all_keys_renamed_counts_the_rest(tmp_path: Path, state_dict: dict) -> None:
     state = {"module." + k: v for k, v in state_dict.items()}  # a DataParallel checkpoint
-    with pytest.raises(CheckpointError, match=r"missing key 'conv_layers\.0\.weight' \(\+7 more\); "
-                                              r"unexpected key 'module\.conv_layers\.0\.weight' \(\+7 more\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"missing key 'conv_layers\.0\.weight' \(\+7 more\); "
+        r"unexpected key 'module\.conv_layers\.0\.weight' \(\+7 more\)",
+    ):
         read_checkpoint(_save(tmp_path, state))
 
 
@@ -103,8 +106,11 @@ def test_truncated_file_is_refused(tmp_path: Path, checkpoint_path: Path, fracti
     cut = max(1, int(len(data) * fraction))
     path = tmp_path / "model.pth"
     path.write_bytes(data[:cut])
-    with pytest.raises(CheckpointError, match=r"'model\.pth' is not a readable PyTorch file \(truncated or "
-                                              r"corrupt\): \w+") as err:
+    with pytest.raises(
+        CheckpointError,
+        match=r"'model\.pth' is not a readable PyTorch file \(truncated or "
+        r"corrupt\): \w+",
+    ) as err:
         read_checkpoint(path)
     assert err.value.__cause__ is not None  # the original error is chained for debugging
 
@@ -203,8 +209,9 @@ def test_forced_unsafe_torch_load_env_cannot_run_the_payload(tmp_path: Path) -> 
         torch.load({str(evil_control)!r})  # the default weights_only, overridden by the variable
     """)
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "PYTHONPATH": str(REPO_ROOT)}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
-                         cwd=REPO_ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["REFUSED read_checkpoint True", "REFUSED load_model True"]
     assert control.exists(), "control: the payload should run under a bare torch.load with the variable set"

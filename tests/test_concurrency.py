@@ -83,9 +83,7 @@ def serial_answer(app: ModuleType, req: Request) -> tuple[dict[str, Any], bytes]
     return summary, Path(npy).read_bytes()
 
 
-def test_concurrent_clients_get_exactly_the_serial_answers(
-    app: ModuleType, url: str, image_files: list[Path]
-) -> None:
+def test_concurrent_clients_get_exactly_the_serial_answers(app: ModuleType, url: str, image_files: list[Path]) -> None:
     per_client = plan(app, image_files)
     distinct = sorted({r for reqs in per_client for r in reqs})
     t0 = time.perf_counter()
@@ -108,8 +106,10 @@ def test_concurrent_clients_get_exactly_the_serial_answers(
         all_results = [r for chunk in pool.map(client_run, per_client) for r in chunk]
 
     t2 = time.perf_counter()
-    print(f"serial reference: {len(distinct)} requests in {t1 - t0:.1f} s; "
-          f"concurrent: {CLIENTS}x{REQUESTS} requests in {t2 - t1:.1f} s")
+    print(
+        f"serial reference: {len(distinct)} requests in {t1 - t0:.1f} s; "
+        f"concurrent: {CLIENTS}x{REQUESTS} requests in {t2 - t1:.1f} s"
+    )
     assert len(all_results) == CLIENTS * REQUESTS
     errors = [(req, res) for req, res in all_results if isinstance(res, Exception)]
     assert all("queue is full" in str(e).lower() for _, e in errors), errors[:3]
@@ -143,8 +143,10 @@ def test_a_full_queue_refuses_cleanly(app: ModuleType, url: str, image_files: li
     queue.max_size = 1  # so that 12 simultaneous requests overflow it
     try:
         clients = [Client(url, verbose=False) for _ in range(12)]
-        jobs = [c.submit(handle_file(str(image_files[i % 8])), "baya", "gradcam", "conv1", api_name="/explain")
-                for i, c in enumerate(clients)]
+        jobs = [
+            c.submit(handle_file(str(image_files[i % 8])), "baya", "gradcam", "conv1", api_name="/explain")
+            for i, c in enumerate(clients)
+        ]
         outcomes: list[Any] = []
         for job in jobs:
             try:

@@ -26,9 +26,7 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
 
 
-def test_cam_equals_gradcam_times_hw_for_every_class(
-    fixture_model: CamModel, images: list[np.ndarray]
-) -> None:
+def test_cam_equals_gradcam_times_hw_for_every_class(fixture_model: CamModel, images: list[np.ndarray]) -> None:
     for img in images:
         r = explain(fixture_model, img, all_classes=True)
         for c in range(len(CLASS_NAMES)):
@@ -61,16 +59,12 @@ def test_probabilities_and_predicted_target(fixture_model: CamModel, images: lis
 
 
 @pytest.mark.parametrize("target", ["baya", "BAYA", 1, "1"])
-def test_target_by_name_or_index(
-    fixture_model: CamModel, images: list[np.ndarray], target: str | int
-) -> None:
+def test_target_by_name_or_index(fixture_model: CamModel, images: list[np.ndarray], target: str | int) -> None:
     r = explain(fixture_model, images[1], target=target)
     assert r.target == "baya" and r.target_index == 1
 
 
-def test_earlier_layers_have_gradcam_that_differs_from_cam(
-    fixture_model: CamModel, images: list[np.ndarray]
-) -> None:
+def test_earlier_layers_have_gradcam_that_differs_from_cam(fixture_model: CamModel, images: list[np.ndarray]) -> None:
     cam = explain(fixture_model, images[0], methods=("cam",)).maps["cam"]
     for layer, path in [("conv1", "conv_layers.1"), ("conv2", "conv_layers.3")]:
         r = explain(fixture_model, images[0], methods=("gradcam",), layer=layer)
@@ -80,9 +74,7 @@ def test_earlier_layers_have_gradcam_that_differs_from_cam(
         assert np.abs(scale_map(r.maps["gradcam"]) - scale_map(cam)).max() > 0.05
 
 
-def test_mixed_layers_in_one_call_match_separate_calls(
-    fixture_model: CamModel, images: list[np.ndarray]
-) -> None:
+def test_mixed_layers_in_one_call_match_separate_calls(fixture_model: CamModel, images: list[np.ndarray]) -> None:
     both = explain(fixture_model, images[2], methods=("cam", "gradcam"), layer={"gradcam": "conv1"})
     cam = explain(fixture_model, images[2], methods=("cam",))
     gc = explain(fixture_model, images[2], methods=("gradcam",), layer="conv1")
@@ -91,9 +83,7 @@ def test_mixed_layers_in_one_call_match_separate_calls(
     assert both.layer == "conv1" and both.layers["cam"] == "conv3"
 
 
-def test_gradient_shortcut_equals_full_graph_gradient(
-    fixture_model: CamModel, images: list[np.ndarray]
-) -> None:
+def test_gradient_shortcut_equals_full_graph_gradient(fixture_model: CamModel, images: list[np.ndarray]) -> None:
     """capture(grad_from=...) cuts autograd before the layer; dy/dA must equal the full-graph value."""
     module = fixture_model.module
     x = explain(fixture_model, images[0]).image.tensor()  # type: ignore[union-attr]
@@ -104,9 +94,7 @@ def test_gradient_shortcut_equals_full_graph_gradient(
         # reference: everything recorded, input requires grad
         full: dict[str, torch.Tensor] = {}
 
-        def keep(
-            _m: torch.nn.Module, _i: object, out: torch.Tensor, full: dict[str, torch.Tensor] = full
-        ) -> None:
+        def keep(_m: torch.nn.Module, _i: object, out: torch.Tensor, full: dict[str, torch.Tensor] = full) -> None:
             full["a"] = out
 
         handle = module.get_submodule(path).register_forward_hook(keep)
@@ -128,9 +116,7 @@ def test_matches_torchcam_on_the_same_weights(
         x = r.image.tensor()  # type: ignore[union-attr]
         for c in range(len(CLASS_NAMES)):
             rc = r.for_target(c)
-            with CAM(
-                ref_module, target_layer="conv_layers.5", fc_layer="fc.1", input_shape=(3, 256, 256)
-            ) as ex:
+            with CAM(ref_module, target_layer="conv_layers.5", fc_layer="fc.1", input_shape=(3, 256, 256)) as ex:
                 with torch.no_grad():
                     scores = ref_module(x)
                 ref_cam = ex(class_idx=c, scores=scores, normalized=False)[0][0].numpy()
@@ -148,9 +134,7 @@ def test_no_hooks_no_grads_no_mode_change_after_success_and_failure(
 ) -> None:
     module = fixture_model.module
     assert hook_count(module) == 0 and not module.training
-    explain(
-        fixture_model, images[0], methods=("cam", "gradcam"), layer={"gradcam": "conv2"}, all_classes=True
-    )
+    explain(fixture_model, images[0], methods=("cam", "gradcam"), layer={"gradcam": "conv2"}, all_classes=True)
     assert hook_count(module) == 0
     with (
         pytest.raises(RuntimeError, match="boom"),
@@ -171,9 +155,7 @@ def test_constant_map_scales_to_zero_not_nan() -> None:
     np.testing.assert_allclose(out, [[0, 0], [1 / 3, 1]], rtol=1e-6)
 
 
-def test_no_positive_evidence_is_reported(
-    state_dict: dict[str, torch.Tensor], images: list[np.ndarray]
-) -> None:
+def test_no_positive_evidence_is_reported(state_dict: dict[str, torch.Tensor], images: list[np.ndarray]) -> None:
     sd = {k: v.clone() for k, v in state_dict.items()}
     sd["fc.1.weight"][3] = -sd["fc.1.weight"][3].abs()  # class 3: every channel counts against it
     model = CamModel(module=build_module(sd), provenance=None)  # type: ignore[arg-type]
@@ -207,9 +189,7 @@ def test_batch_equals_single_calls(fixture_model: CamModel, images: list[np.ndar
         rs = explain(fixture_model, img)
         assert rb.target == rs.target
         for m in ("cam", "gradcam"):
-            np.testing.assert_allclose(
-                rb.maps[m], rs.maps[m], rtol=1e-4, atol=1e-6 * np.abs(rs.maps[m]).max()
-            )
+            np.testing.assert_allclose(rb.maps[m], rs.maps[m], rtol=1e-4, atol=1e-6 * np.abs(rs.maps[m]).max())
 
 
 THREADS_SCRIPT = textwrap.dedent(

@@ -203,7 +203,11 @@ def test_course_shaped_model_at_256(fixture_model: CamModel, images: list[np.nda
     r = explain(fixture_model, images[0], methods=("cam", "gradcam"))
     calls: list[tuple[int, int]] = []
     res = evaluate_maps(
-        fixture_model, r.image, r.maps, "predicted", n_steps=4,  # type: ignore[arg-type]
+        fixture_model,
+        r.image,
+        r.maps,
+        "predicted",
+        n_steps=4,  # type: ignore[arg-type]
         progress=lambda done, total: calls.append((done, total)),
     )
     assert res.target_index == r.target_index

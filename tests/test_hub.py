@@ -31,8 +31,11 @@ def _cache(tmp_path: Path) -> Path:
 
 def _kept(tmp_path: Path) -> list[str]:
     """Snapshot entries and blobs in the cache (locks, refs and in-flight temp files excluded)."""
-    return [p.name for p in fakehub.cache_files(tmp_path)
-            if (p.parent.name == "blobs" and not p.name.endswith(".incomplete")) or "snapshots" in p.parts]
+    return [
+        p.name
+        for p in fakehub.cache_files(tmp_path)
+        if (p.parent.name == "blobs" and not p.name.endswith(".incomplete")) or "snapshots" in p.parts
+    ]
 
 
 def plant(tmp_path: Path, commit: str, data: bytes, etag: str | None = None, symlink: bool = True) -> Path:
@@ -212,8 +215,17 @@ def test_evict_removes_snapshot_entry_and_blob(fake: FakeHub, tmp_path: Path) ->
 def test_evict_plain_file_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(_cache(tmp_path)))
     entry = plant(tmp_path, "c" * 40, b"data", symlink=False)
-    hub.evict(HubFile(path=entry, repo_id=REPO_ID, filename=FILENAME, revision="main", commit="c" * 40,
-                      from_cache=True, cache_dir=_cache(tmp_path)))
+    hub.evict(
+        HubFile(
+            path=entry,
+            repo_id=REPO_ID,
+            filename=FILENAME,
+            revision="main",
+            commit="c" * 40,
+            from_cache=True,
+            cache_dir=_cache(tmp_path),
+        )
+    )
     assert not entry.exists()
 
 
@@ -227,8 +239,18 @@ def test_evict_never_touches_files_outside_the_cache(tmp_path: Path) -> None:
     entry.unlink()
     entry.symlink_to(link_target)  # a snapshot entry someone pointed outside the cache
     for path in (outside, entry):
-        hub.evict(HubFile(path=path, repo_id=REPO_ID, filename=FILENAME, revision="main", commit=None,
-                          from_cache=True, etag="../../../elsewhere/model.pth", cache_dir=_cache(tmp_path)))
+        hub.evict(
+            HubFile(
+                path=path,
+                repo_id=REPO_ID,
+                filename=FILENAME,
+                revision="main",
+                commit=None,
+                from_cache=True,
+                etag="../../../elsewhere/model.pth",
+                cache_dir=_cache(tmp_path),
+            )
+        )
     assert outside.read_bytes() == b"precious"
     assert link_target.read_bytes() == b"also precious"
     assert not entry.is_symlink()  # the link inside the cache is removed, its target outside is not
@@ -241,8 +263,11 @@ def test_evict_never_touches_files_outside_the_cache(tmp_path: Path) -> None:
     ("mode", "reason", "message"),
     [
         ("500", "Hub error (HTTP 500)", "The Hugging Face Hub answered HTTP 500 for a-data-odyssey/"),
-        ("404", f"checkpoint not found on the Hub (HTTP 404 for {FILENAME}@main)",
-         f"has no file {FILENAME} at revision 'main' (HTTP 404)"),
+        (
+            "404",
+            f"checkpoint not found on the Hub (HTTP 404 for {FILENAME}@main)",
+            f"has no file {FILENAME} at revision 'main' (HTTP 404)",
+        ),
         ("short", "Hub download arrived incomplete", "arrived incomplete (its size differs from what the Hub"),
     ],
 )

@@ -61,31 +61,54 @@ def _refused_reason(hub: FakeHub) -> str:
 
 # mode -> (start of the fallback reason, error type and words of `hub`'s message)
 FAULTS: dict[str, tuple[str, type[Exception], str]] = {
-    "refuse": ("Hub unreachable (connection refused at 127.0.0.1:", HubError,
-               "offline, or a firewall or proxy blocks it"),
+    "refuse": (
+        "Hub unreachable (connection refused at 127.0.0.1:",
+        HubError,
+        "offline, or a firewall or proxy blocks it",
+    ),
     "500": ("Hub error (HTTP 500)", HubError, "answered HTTP 500"),
-    "404": (f"Checkpoint not found on the Hub (HTTP 404 for {FILENAME}@main)", HubError,
-            f"has no file {FILENAME} at revision 'main' (HTTP 404)"),
+    "404": (
+        f"Checkpoint not found on the Hub (HTTP 404 for {FILENAME}@main)",
+        HubError,
+        f"has no file {FILENAME} at revision 'main' (HTTP 404)",
+    ),
     "hang_head": ("Hub did not deliver the checkpoint within 1 s", HubError, "the network or the Hub hangs"),
     "hang_body": ("Hub did not deliver the checkpoint within 1 s", HubError, "the network or the Hub hangs"),
     "truncated": ("Hub did not deliver the checkpoint within 1 s", HubError, "the network or the Hub hangs"),
     "short": ("Hub download arrived incomplete", HubError, "nothing was kept in the cache"),
-    "html": ("Hub checkpoint refused: 'model.pth' is an HTML page, not PyTorch weights", CheckpointError,
-             "'model.pth' is an HTML page"),
-    "wrong_keys": ("Hub checkpoint refused: 'model.pth' does not fit the course network: missing key "
-                   "'conv_layers.0.weight'", CheckpointError, "unexpected key 'features.0.weight'"),
-    "wrong_shapes": ("Hub checkpoint refused: 'model.pth': key 'fc.1.weight' has shape (5, 64), the course "
-                     "network needs (4, 64)", CheckpointError, "key 'fc.1.weight' has shape (5, 64)"),
-    "pickle": ("Hub checkpoint refused: 'model.pth' was refused by the weights-only loader (Unsupported "
-               "global: GLOBAL io.open)", CheckpointError, "possibly code, which was not executed"),
-    "sha_mismatch": ("The downloaded Hub checkpoint failed its sha256 check", HubError,
-                     "does not match the checksum the Hub announced"),
+    "html": (
+        "Hub checkpoint refused: 'model.pth' is an HTML page, not PyTorch weights",
+        CheckpointError,
+        "'model.pth' is an HTML page",
+    ),
+    "wrong_keys": (
+        "Hub checkpoint refused: 'model.pth' does not fit the course network: missing key 'conv_layers.0.weight'",
+        CheckpointError,
+        "unexpected key 'features.0.weight'",
+    ),
+    "wrong_shapes": (
+        "Hub checkpoint refused: 'model.pth': key 'fc.1.weight' has shape (5, 64), the course network needs (4, 64)",
+        CheckpointError,
+        "key 'fc.1.weight' has shape (5, 64)",
+    ),
+    "pickle": (
+        "Hub checkpoint refused: 'model.pth' was refused by the weights-only loader (Unsupported "
+        "global: GLOBAL io.open)",
+        CheckpointError,
+        "possibly code, which was not executed",
+    ),
+    "sha_mismatch": (
+        "The downloaded Hub checkpoint failed its sha256 check",
+        HubError,
+        "does not match the checksum the Hub announced",
+    ),
 }
 
 
 @pytest.mark.parametrize("mode", sorted(FAULTS))
-def test_fault(fake: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoint_path: Path,
-               state_dict: dict, mode: str) -> None:
+def test_fault(
+    fake: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoint_path: Path, state_dict: dict, mode: str
+) -> None:
     reason, error_type, words = FAULTS[mode]
     # Faults that hang must meet the (short) deadline; the others must be reported before a generous one.
     deadline = 1.0 if FAULTS[mode][0].startswith("Hub did not deliver") else 5.0
@@ -121,8 +144,7 @@ def test_fault(fake: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     # ... and with the Hub back the good file is downloaded, then served from the cache
     fake.set_mode("ok")
     up = load_model("auto")
-    assert (up.provenance.source, up.provenance.sha256, up.provenance.commit) == (
-        "hub", sha256(fake.good), fake.commit)
+    assert (up.provenance.source, up.provenance.sha256, up.provenance.commit) == ("hub", sha256(fake.good), fake.commit)
     fake.set_mode("refuse")
     cached = load_model()
     assert (cached.provenance.source, cached.provenance.commit) == ("cache", fake.commit)
@@ -134,9 +156,17 @@ def test_good_download_is_cached_with_full_provenance(fake: FakeHub, tmp_path: P
     first = load_model("hub").provenance
     snapshot = tmp_path / "hf-cache" / STORAGE / "snapshots" / fake.commit / FILENAME
     expected = {
-        "source": "hub", "requested": "hub", "path": str(snapshot), "sha256": sha256(fake.good),
-        "size": len(fake.good), "repo_id": REPO_ID, "filename": FILENAME, "revision": "main",
-        "commit": fake.commit, "fallback_reason": None, "description": cam.loading.HUB_DESCRIPTION,
+        "source": "hub",
+        "requested": "hub",
+        "path": str(snapshot),
+        "sha256": sha256(fake.good),
+        "size": len(fake.good),
+        "repo_id": REPO_ID,
+        "filename": FILENAME,
+        "revision": "main",
+        "commit": fake.commit,
+        "fallback_reason": None,
+        "description": cam.loading.HUB_DESCRIPTION,
         "is_demo_model": False,
     }
     assert first.to_dict() == expected
@@ -149,9 +179,7 @@ def test_good_download_is_cached_with_full_provenance(fake: FakeHub, tmp_path: P
 
 
 @pytest.mark.parametrize("hub_up", [True, False])
-def test_invalid_cached_file_is_evicted_then_hub_then_bundled(
-    fake: FakeHub, tmp_path: Path, hub_up: bool
-) -> None:
+def test_invalid_cached_file_is_evicted_then_hub_then_bundled(fake: FakeHub, tmp_path: Path, hub_up: bool) -> None:
     """A cached file whose hash matches its name but whose content is refused (e.g. cached from a bad Hub
     upload): evicted, then the Hub is asked, then the bundled model."""
     fake.set_mode("wrong_keys")
@@ -212,8 +240,9 @@ def test_offline_skips_the_hub(fake: FakeHub, monkeypatch: pytest.MonkeyPatch) -
         load_model("hub")
 
 
-def test_source_selection(fake: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                          checkpoint_path: Path) -> None:
+def test_source_selection(
+    fake: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, checkpoint_path: Path
+) -> None:
     fake.set_mode("refuse")
     assert load_model("bundled").provenance.to_dict()["source"] == "bundled"
     assert load_model(" Bundled ").provenance.fallback_reason is None
@@ -226,14 +255,14 @@ def test_source_selection(fake: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_pa
     torch.save(make_state_dict(7), local)
     monkeypatch.setenv("CAM_MODEL", str(local))
     prov = load_model().provenance
-    assert (prov.source, prov.path, prov.sha256, prov.repo_id) == (
-        "file", str(local), sha256(local.read_bytes()), None)
+    assert (prov.source, prov.path, prov.sha256, prov.repo_id) == ("file", str(local), sha256(local.read_bytes()), None)
     with pytest.raises(CheckpointError, match="cannot be read"):
         load_model(tmp_path / "missing.pth")
 
 
-def test_auto_with_no_bundled_model_says_both_reasons(fake: FakeHub, monkeypatch: pytest.MonkeyPatch,
-                                                     tmp_path: Path) -> None:
+def test_auto_with_no_bundled_model_says_both_reasons(
+    fake: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     fake.set_mode("500")
     monkeypatch.setattr(cam.loading, "BUNDLED_CHECKPOINT", tmp_path / "absent.pth")
     with pytest.raises(CheckpointError) as err:
@@ -261,10 +290,17 @@ def test_unsafe_torch_env_and_import_time_endpoint(fake: FakeHub, tmp_path: Path
         print(json.dumps({{"source": prov.source, "reason": prov.fallback_reason, "hub_error": hub_error}}))
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAM_", "HF_")) and "proxy" not in k.lower()}
-    env.update(HF_ENDPOINT=fake.url, HF_HUB_OFFLINE="0", HF_HUB_CACHE=str(tmp_path / "hf-cache"),
-               HF_HUB_DISABLE_TELEMETRY="1", TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", PYTHONPATH=str(REPO_ROOT))
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
-                         cwd=REPO_ROOT)
+    env.update(
+        HF_ENDPOINT=fake.url,
+        HF_HUB_OFFLINE="0",
+        HF_HUB_CACHE=str(tmp_path / "hf-cache"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["source"] == "bundled"

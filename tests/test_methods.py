@@ -68,9 +68,7 @@ def inputs(images: list[np.ndarray]) -> tuple[list[LoadedImage], torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def maps_by_layer(
-    fixture_model: CamModel, inputs: tuple[list[LoadedImage], torch.Tensor]
-) -> dict[str, np.ndarray]:
+def maps_by_layer(fixture_model: CamModel, inputs: tuple[list[LoadedImage], torch.Tensor]) -> dict[str, np.ndarray]:
     """layer -> (method, B, H, W) raw maps for class TARGET, all gradient methods from one call."""
     loaded, _ = inputs
     out = {}
@@ -85,9 +83,7 @@ def method_map(maps: np.ndarray, name: str) -> np.ndarray:
 
 
 def test_registry_names_and_requirements() -> None:
-    assert list(METHODS) == [
-        "cam", "gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam", "eigencam"
-    ]
+    assert list(METHODS) == ["cam", "gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam", "eigencam"]
     for name, spec in METHODS.items():
         assert spec.name == name
         assert spec.fn.__doc__ and spec.reference.split()[0] in spec.fn.__doc__  # first author cited
@@ -163,9 +159,7 @@ def test_torchcam_gradcampp_is_not_the_paper_formula(
 
 
 @pytest.mark.parametrize("layer", ["conv1", "conv3"])
-def test_scorecam_matches_torchcam_in_batches(
-    fixture_model: CamModel, tc_module: PotPlantGAP, layer: str
-) -> None:
+def test_scorecam_matches_torchcam_in_batches(fixture_model: CamModel, tc_module: PotPlantGAP, layer: str) -> None:
     """At 32x32 (the network is fully convolutional) to keep the 2 x K masked passes cheap."""
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     classes = [1, 3]
@@ -203,7 +197,11 @@ def test_scorecam_through_explain_reads_every_class_from_one_set_of_passes(
 ) -> None:
     calls: list[tuple[int, int]] = []
     r = explain(
-        fixture_model, images[0], methods=("scorecam",), layer="conv1", all_classes=True,
+        fixture_model,
+        images[0],
+        methods=("scorecam",),
+        layer="conv1",
+        all_classes=True,
         progress=lambda done, total: calls.append((done, total)),
     )
     k = 16  # conv1 channels
@@ -240,9 +238,10 @@ def test_methods_part_ways_before_the_gap_layer(maps_by_layer: dict[str, np.ndar
     for b in range(maps.shape[1]):
         for i, first in enumerate(GRAD_METHODS):
             for second in GRAD_METHODS[i + 1 :]:
-                assert not equal_up_to_positive_scale(
-                    method_map(maps, first)[b], method_map(maps, second)[b]
-                ), (first, second)
+                assert not equal_up_to_positive_scale(method_map(maps, first)[b], method_map(maps, second)[b]), (
+                    first,
+                    second,
+                )
 
 
 def test_xgradcam_zero_channel_and_gradcampp_tiny_gradients_stay_finite() -> None:
@@ -316,4 +315,3 @@ def test_method_correlations_matrix() -> None:
     assert r[0, 4] == pytest.approx(expected)
     with pytest.raises(ValueError, match="No map for e; computed methods are: a, b, c, flat, d"):
         method_correlations(maps, ["a", "e"])
-

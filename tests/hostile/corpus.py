@@ -144,8 +144,7 @@ def png_bomb(w: int, h: int) -> bytes:
     row = b"\x00" * (1 + (w + 7) // 8)  # filter byte + packed bits
     idat = zlib.compress(row * h, 9)
     ihdr = struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat)
-            + png_chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
 def jpeg_with_size(data: bytes, w: int, h: int) -> bytes:
@@ -204,8 +203,15 @@ def make_corpus(directory: Path) -> list[Case]:
         path.write_bytes(data)
         return path
 
-    def ok(name: str, ext: str, data: bytes, rgb: np.ndarray, note: str, tol: float = LOSSLESS,
-           size: tuple[int, int] | None = None) -> None:
+    def ok(
+        name: str,
+        ext: str,
+        data: bytes,
+        rgb: np.ndarray,
+        note: str,
+        tol: float = LOSSLESS,
+        size: tuple[int, int] | None = None,
+    ) -> None:
         path = write(name, ext, data)
         real = size or (rgb.shape[1], rgb.shape[0])
         cases.append(Case(name, path, "ok", note, rgb=rgb, size=real, tolerance=tol))
@@ -219,72 +225,126 @@ def make_corpus(directory: Path) -> list[Case]:
     # --- ordinary formats -----------------------------------------------------------------------
     ok("png_rgb", ".png", encode(img, "PNG"), rgb, "plain 8-bit RGB PNG")
     ok("jpeg_rgb", ".jpg", encode(img, "JPEG", quality=95), rgb, "baseline JPEG", JPEG_TOL)
-    ok("jpeg_progressive", ".jpg", encode(img, "JPEG", quality=95, progressive=True), rgb,
-       "progressive JPEG", JPEG_TOL)
+    ok("jpeg_progressive", ".jpg", encode(img, "JPEG", quality=95, progressive=True), rgb, "progressive JPEG", JPEG_TOL)
     ok("bmp_rgb", ".bmp", encode(img, "BMP"), rgb, "24-bit BMP")
     ok("tiff_rgb", ".tif", encode(img, "TIFF", compression="tiff_lzw"), rgb, "LZW TIFF")
     ok("webp_lossless", ".webp", encode(img, "WEBP", lossless=True), rgb, "lossless WebP")
     ok("webp_lossy", ".webp", encode(img, "WEBP", quality=95), rgb, "lossy WebP", JPEG_TOL)
     ok("png_named_jpg", ".jpg", encode(img, "PNG"), rgb, "a PNG with a .jpg name: format from content")
-    ok("png_1x1", ".png", encode(Image.new("RGB", (1, 1), (10, 200, 60)), "PNG"),
-       np.array([[[10, 200, 60]]], dtype=np.uint8), "one pixel: accepted, upscaled to a flat square")
+    ok(
+        "png_1x1",
+        ".png",
+        encode(Image.new("RGB", (1, 1), (10, 200, 60)), "PNG"),
+        np.array([[[10, 200, 60]]], dtype=np.uint8),
+        "one pixel: accepted, upscaled to a flat square",
+    )
 
     # --- every mode -----------------------------------------------------------------------------
     g8 = (gray_scene(80, 60) * 255).round().astype(np.uint8)
     ok("png_gray_L", ".png", encode(Image.fromarray(g8, "L"), "PNG"), gray3(g8), "8-bit greyscale")
-    ok("jpeg_gray", ".jpg", encode(Image.fromarray(g8, "L"), "JPEG", quality=95), gray3(g8),
-       "greyscale JPEG", JPEG_TOL)
+    ok("jpeg_gray", ".jpg", encode(Image.fromarray(g8, "L"), "JPEG", quality=95), gray3(g8), "greyscale JPEG", JPEG_TOL)
     g16 = (gray_scene(80, 60) * 65535).round().astype(np.uint16)
-    ok("png_gray16", ".png", encode(Image.fromarray(g16), "PNG"),
-       gray3((g16 / 257.0).round().astype(np.uint8)), "16-bit greyscale PNG (I;16): value/257, not all white")
-    ok("tiff_gray16", ".tif", encode(Image.fromarray(g16), "TIFF"),
-       gray3((g16 / 257.0).round().astype(np.uint8)), "16-bit greyscale TIFF (I;16)")
+    ok(
+        "png_gray16",
+        ".png",
+        encode(Image.fromarray(g16), "PNG"),
+        gray3((g16 / 257.0).round().astype(np.uint8)),
+        "16-bit greyscale PNG (I;16): value/257, not all white",
+    )
+    ok(
+        "tiff_gray16",
+        ".tif",
+        encode(Image.fromarray(g16), "TIFF"),
+        gray3((g16 / 257.0).round().astype(np.uint8)),
+        "16-bit greyscale TIFF (I;16)",
+    )
     rgb16 = rgb.astype(np.uint16) * 257
     png16 = _png_rgb16(rgb16)
     ok("png_rgb16", ".png", png16, rgb, "48-bit RGB PNG (16 bits per channel)")
     gf = gray_scene(80, 60).astype(np.float32)
-    ok("tiff_float", ".tif", encode(Image.fromarray(gf, "F"), "TIFF"),
-       gray3((gf.astype(np.float64) * 255).round().astype(np.uint8)), "32-bit float TIFF (mode F) in [0, 1]")
+    ok(
+        "tiff_float",
+        ".tif",
+        encode(Image.fromarray(gf, "F"), "TIFF"),
+        gray3((gf.astype(np.float64) * 255).round().astype(np.uint8)),
+        "32-bit float TIFF (mode F) in [0, 1]",
+    )
     cmyk = img.convert("CMYK")
     ok("jpeg_cmyk", ".jpg", encode(cmyk, "JPEG", quality=95), rgb, "CMYK JPEG (Adobe inverted)", JPEG_TOL)
     ok("tiff_cmyk", ".tif", encode(cmyk, "TIFF"), rgb, "CMYK TIFF")
     alpha = np.tile(np.linspace(0, 255, 96).round().astype(np.uint8), (64, 1))  # transparent at the left
-    ok("png_rgba", ".png", encode(Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), "PNG"),
-       on_white(rgb, alpha), "RGBA PNG: composited on white")
-    ok("webp_rgba", ".webp", encode(Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), "WEBP", lossless=True),
-       on_white(rgb, alpha), "RGBA WebP: composited on white")
+    ok(
+        "png_rgba",
+        ".png",
+        encode(Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), "PNG"),
+        on_white(rgb, alpha),
+        "RGBA PNG: composited on white",
+    )
+    ok(
+        "webp_rgba",
+        ".webp",
+        encode(Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), "WEBP", lossless=True),
+        on_white(rgb, alpha),
+        "RGBA WebP: composited on white",
+    )
     la_alpha = alpha[:60, :80]
-    ok("png_la", ".png", encode(Image.fromarray(np.dstack([g8, la_alpha]), "LA"), "PNG"),
-       on_white(gray3(g8), la_alpha), "grey + alpha (LA) PNG")
+    ok(
+        "png_la",
+        ".png",
+        encode(Image.fromarray(np.dstack([g8, la_alpha]), "LA"), "PNG"),
+        on_white(gray3(g8), la_alpha),
+        "grey + alpha (LA) PNG",
+    )
     palette_rgb, pal_img = _palette_image()
     ok("png_palette", ".png", encode(pal_img, "PNG"), palette_rgb, "palette (P) PNG")
     pal_t = pal_img.copy()
     pal_t.info["transparency"] = 0  # palette entry 0 (red, the left band) is transparent
     expected_t = palette_rgb.copy()
     expected_t[np.asarray(pal_img) == 0] = 255
-    ok("png_palette_transparent", ".png", encode(pal_t, "PNG", transparency=0), expected_t,
-       "palette PNG with a transparent entry (tRNS): transparent -> white")
-    ok("gif_transparent", ".gif", encode(pal_img, "GIF", transparency=0), expected_t,
-       "GIF with a transparent index")
+    ok(
+        "png_palette_transparent",
+        ".png",
+        encode(pal_t, "PNG", transparency=0),
+        expected_t,
+        "palette PNG with a transparent entry (tRNS): transparent -> white",
+    )
+    ok("gif_transparent", ".gif", encode(pal_img, "GIF", transparency=0), expected_t, "GIF with a transparent index")
     bits = np.zeros((40, 64), dtype=bool)
     bits[:20, :32] = True
     bits[30:, 40:] = True
-    ok("png_1bit", ".png", encode(Image.fromarray(bits), "PNG"), gray3(bits.astype(np.uint8) * 255),
-       "1-bit black and white PNG")
+    ok(
+        "png_1bit",
+        ".png",
+        encode(Image.fromarray(bits), "PNG"),
+        gray3(bits.astype(np.uint8) * 255),
+        "1-bit black and white PNG",
+    )
 
     # --- EXIF orientation -----------------------------------------------------------------------
     tall = scene(64, 96)  # what the viewer should see: portrait
     for o in (3, 6, 8):
         stored = Image.fromarray(tall, "RGB").transpose(_STORE[o])
-        ok(f"jpeg_exif{o}", ".jpg", encode(stored, "JPEG", quality=95, exif=exif_bytes(o)), tall,
-           f"JPEG with EXIF orientation {o}", JPEG_TOL)
+        ok(
+            f"jpeg_exif{o}",
+            ".jpg",
+            encode(stored, "JPEG", quality=95, exif=exif_bytes(o)),
+            tall,
+            f"JPEG with EXIF orientation {o}",
+            JPEG_TOL,
+        )
     stored = Image.fromarray(tall, "RGB").transpose(_STORE[6])
     ok("png_exif6", ".png", encode(stored, "PNG", exif=exif_bytes(6)), tall, "PNG with an eXIf orientation 6")
     big_tall = smooth(2000, 3000, seed=3)
     stored = smooth_image(2000, 3000, seed=3).transpose(_STORE[6])  # stored 3000x2000 landscape
-    ok("jpeg_exif6_3000x2000", ".jpg", encode(stored, "JPEG", quality=90, exif=exif_bytes(6)),
-       big_tall[::5, ::5], "large rotated JPEG: drafted decode, original_size (2000, 3000)", JPEG_TOL,
-       size=(2000, 3000))
+    ok(
+        "jpeg_exif6_3000x2000",
+        ".jpg",
+        encode(stored, "JPEG", quality=90, exif=exif_bytes(6)),
+        big_tall[::5, ::5],
+        "large rotated JPEG: drafted decode, original_size (2000, 3000)",
+        JPEG_TOL,
+        size=(2000, 3000),
+    )
 
     # --- multi-frame: frame 0 only ----------------------------------------------------------------
     f0 = Image.fromarray(rgb, "RGB").quantize(colors=16, dither=Image.Dither.NONE)
@@ -293,33 +353,76 @@ def make_corpus(directory: Path) -> list[Case]:
     gif = encode(f0, "GIF", save_all=True, append_images=[f1, f0], duration=100, loop=0)
     ok("gif_animated", ".gif", gif, f0_rgb, "animated GIF: frame 0")
     gce = [m.start() for m in re.finditer(re.escape(b"\x21\xf9\x04"), gif)]  # one control block per frame
-    ok("gif_animated_truncated_frame1", ".gif", gif[: gce[1] + 30], f0_rgb,
-       "animated GIF cut inside frame 1: frame 0 is complete and is used (no n_frames/seek)")
-    webp = encode(img, "WEBP", save_all=True, append_images=[Image.new("RGB", (96, 64), (20, 20, 230))],
-                  lossless=True, duration=100, loop=0)
+    ok(
+        "gif_animated_truncated_frame1",
+        ".gif",
+        gif[: gce[1] + 30],
+        f0_rgb,
+        "animated GIF cut inside frame 1: frame 0 is complete and is used (no n_frames/seek)",
+    )
+    webp = encode(
+        img,
+        "WEBP",
+        save_all=True,
+        append_images=[Image.new("RGB", (96, 64), (20, 20, 230))],
+        lossless=True,
+        duration=100,
+        loop=0,
+    )
     ok("webp_animated", ".webp", webp, rgb, "animated WebP: frame 0")
-    ok("jpeg_huge_6000x4000", ".jpg", encode(smooth_image(6000, 4000, seed=7), "JPEG", quality=70),
-       smooth(600, 400, seed=7), "24 MP JPEG under the cap: decoded in draft mode", JPEG_TOL,
-       size=(6000, 4000))
+    ok(
+        "jpeg_huge_6000x4000",
+        ".jpg",
+        encode(smooth_image(6000, 4000, seed=7), "JPEG", quality=70),
+        smooth(600, 400, seed=7),
+        "24 MP JPEG under the cap: decoded in draft mode",
+        JPEG_TOL,
+        size=(6000, 4000),
+    )
 
     # --- refused: too many pixels, from the header --------------------------------------------------
-    err("png_bomb_10000x10000", ".png", png_bomb(10_000, 10_000), "megapixels",
-        "12 KB PNG declaring 100 MP: refused before decoding")
-    err("jpeg_bomb_header_9000x9000", ".jpg", jpeg_with_size(encode(img, "JPEG"), 9_000, 9_000),
-        "megapixels", "small JPEG whose header claims 81 MP")
+    err(
+        "png_bomb_10000x10000",
+        ".png",
+        png_bomb(10_000, 10_000),
+        "megapixels",
+        "12 KB PNG declaring 100 MP: refused before decoding",
+    )
+    err(
+        "jpeg_bomb_header_9000x9000",
+        ".jpg",
+        jpeg_with_size(encode(img, "JPEG"), 9_000, 9_000),
+        "megapixels",
+        "small JPEG whose header claims 81 MP",
+    )
     gif_small = encode(f0, "GIF")
-    err("gif_bomb_65535x65535", ".gif", gif_small[:6] + struct.pack("<HH", 65535, 65535) + gif_small[10:],
-        "megapixels", "GIF whose logical screen claims 4 gigapixels")
+    err(
+        "gif_bomb_65535x65535",
+        ".gif",
+        gif_small[:6] + struct.pack("<HH", 65535, 65535) + gif_small[10:],
+        "megapixels",
+        "GIF whose logical screen claims 4 gigapixels",
+    )
     webp_bomb = bytearray(webp)
     assert webp_bomb[12:16] == b"VP8X"
     webp_bomb[24:30] = (16383).to_bytes(3, "little") * 2  # canvas 16384 x 16384, stored minus one
     err("webp_bomb_16384x16384", ".webp", bytes(webp_bomb), "megapixels", "WebP whose canvas claims 268 MP")
 
     tif = encode(img, "TIFF")
-    err("tiff_header_9000x9000", ".tif", tiff_with_size(tif, 9_000, 9_000), "megapixels",
-        "TIFF declaring 81 MP: refused on Pillow's header (no pre-parse for TIFF)")
-    err("tiff_header_20000x20000", ".tif", tiff_with_size(tif, 20_000, 20_000), "megapixels",
-        "TIFF declaring 400 MP: Pillow's own DecompressionBombError, reworded")
+    err(
+        "tiff_header_9000x9000",
+        ".tif",
+        tiff_with_size(tif, 9_000, 9_000),
+        "megapixels",
+        "TIFF declaring 81 MP: refused on Pillow's header (no pre-parse for TIFF)",
+    )
+    err(
+        "tiff_header_20000x20000",
+        ".tif",
+        tiff_with_size(tif, 20_000, 20_000),
+        "megapixels",
+        "TIFF declaring 400 MP: Pillow's own DecompressionBombError, reworded",
+    )
 
     # --- refused: damaged -----------------------------------------------------------------------
     png = encode(Image.fromarray(smooth(96, 64, seed=1), "RGB"), "PNG")
@@ -336,29 +439,55 @@ def make_corpus(directory: Path) -> list[Case]:
 
     # --- refused: not an image at all ---------------------------------------------------------------
     err("zero_bytes", ".png", b"", "empty", "an empty file")
-    err("text_named_png", ".png", b"hello, this is a text file, not a picture\n" * 5, "not an image",
-        "plain text with a .png name")
+    err(
+        "text_named_png",
+        ".png",
+        b"hello, this is a text file, not a picture\n" * 5,
+        "not an image",
+        "plain text with a .png name",
+    )
     html = b"<!DOCTYPE html>\n<html><head><title>Plant</title></head><body><img src='p.png'></body></html>\n"
     err("html_named_png", ".png", html, "HTML", "a web page saved with a .png name")
-    svg = (b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="64" '
-           b'height="64"><rect width="64" height="64" fill="green"/></svg>\n')
+    svg = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="64" '
+        b'height="64"><rect width="64" height="64" fill="green"/></svg>\n'
+    )
     err("vector_svg", ".svg", svg, "vector", "an SVG drawing")
     err("svg_named_png", ".png", svg[39:], "vector", "an SVG without XML prolog, named .png")
-    err("heic_named_jpg", ".jpg", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "HEIC",
-        "an iPhone HEIC photo renamed .jpg")
-    err("pdf_named_png", ".png", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "not an image",
-        "a PDF named .png")
-    err("psd_unsupported", ".psd", _psd_header(), "not an image",
-        "a format Pillow knows but the loader does not accept (PSD)")
+    err(
+        "heic_named_jpg",
+        ".jpg",
+        b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64,
+        "HEIC",
+        "an iPhone HEIC photo renamed .jpg",
+    )
+    err(
+        "pdf_named_png",
+        ".png",
+        b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
+        "not an image",
+        "a PDF named .png",
+    )
+    err(
+        "psd_unsupported",
+        ".psd",
+        _psd_header(),
+        "not an image",
+        "a format Pillow knows but the loader does not accept (PSD)",
+    )
 
     # --- refused: shape and size ------------------------------------------------------------------
-    err("strip_8x5000", ".png", encode(Image.fromarray(scene(8, 5000), "RGB"), "PNG"), "elongated",
-        "an 8x5000 strip: squashing it to a square would destroy it")
+    err(
+        "strip_8x5000",
+        ".png",
+        encode(Image.fromarray(scene(8, 5000), "RGB"), "PNG"),
+        "elongated",
+        "an 8x5000 strip: squashing it to a square would destroy it",
+    )
     path = write(OVERSIZE_NAME, ".png", encode(img, "PNG"))
     with path.open("r+b") as f:  # zero-extended (sparse where the file system allows): no 25 MB buffer
         f.truncate(MAX_BYTES + 1)
-    cases.append(Case(OVERSIZE_NAME, path, "error", "a valid PNG padded to one byte over MAX_BYTES",
-                      error="MB limit"))
+    cases.append(Case(OVERSIZE_NAME, path, "error", "a valid PNG padded to one byte over MAX_BYTES", error="MB limit"))
 
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "case names must be unique"
@@ -370,8 +499,12 @@ def _png_rgb16(rgb16: np.ndarray) -> bytes:
     h, w, _ = rgb16.shape
     raw = b"".join(b"\x00" + rgb16[y].astype(">u2").tobytes() for y in range(h))
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(raw))
-            + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(raw))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def _palette_image() -> tuple[np.ndarray, Image.Image]:
@@ -440,8 +573,7 @@ def fuzz_seeds() -> dict[str, bytes]:
     }
 
 
-_INTERESTING = (0, 1, 2, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000,
-                0xFFFFFFFF)
+_INTERESTING = (0, 1, 2, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
 
 
 def _png_chunks(data: bytes) -> list[bytes] | None:
@@ -544,12 +676,31 @@ class FuzzStats:
         )
 
 
-_KINDS = ("megapixels", "damaged", "no pixels", "empty", "not an image", "HTML", "vector", "HEIC", "MB limit",
-          "elongated", "memory", "NaN", "colour mode")
+_KINDS = (
+    "megapixels",
+    "damaged",
+    "no pixels",
+    "empty",
+    "not an image",
+    "HTML",
+    "vector",
+    "HEIC",
+    "MB limit",
+    "elongated",
+    "memory",
+    "NaN",
+    "colour mode",
+)
 
 
-def run_fuzz(cases: int, seed: int, *, time_limit: float = 10.0, max_pixels: int | None = 4_000_000,
-             on_case: Callable[[int, str, bytes, BaseException | None], None] | None = None) -> FuzzStats:
+def run_fuzz(
+    cases: int,
+    seed: int,
+    *,
+    time_limit: float = 10.0,
+    max_pixels: int | None = 4_000_000,
+    on_case: Callable[[int, str, bytes, BaseException | None], None] | None = None,
+) -> FuzzStats:
     """Mutate the seeds ``cases`` times and load each result; classify what happened.
 
     ``max_pixels`` temporarily lowers cam.images.MAX_PIXELS (None keeps 50 MP) so that mutated
