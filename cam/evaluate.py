@@ -1,6 +1,7 @@
 """Accuracy and localisation on freshly drawn synthetic scenes (`cam.synthetic`).
 
-    python -m cam evaluate [--n N] [--seed S] [--json] [--model SOURCE] [--all-methods] [--report DIR]
+    python -m cam evaluate [--n N] [--seed S] [--json] [--model SOURCE] [--all-methods] [--faithfulness K]
+                           [--report DIR]
 
 Two held-out splits of ``n`` scenes each are drawn from ``seed`` (the bundled model was trained on
 seed 0; the default here is 1, so the scenes are new):
@@ -34,14 +35,17 @@ import numpy as np
 
 from cam.errors import CamError
 from cam.explain import explain_batch
+from cam.faithfulness import faithfulness_summary
 from cam.images import LoadedImage
 from cam.methods import METHODS
 from cam.model import CamModel
 from cam.network import CLASS_NAMES, INPUT_SIZE
+from cam.report import write_report
 from cam.synthetic import Dataset, make_dataset
 
 DEFAULT_N = 200
 DEFAULT_SEED = 1  # the bundled model was trained on seed 0
+DEFAULT_FAITHFULNESS = 8  # scenes: ~70 forward passes per map and scene, so a few suffice for a default run
 SPLITS: dict[str, float] = {"in_distribution": 0.8, "unbiased": 0.25}  # split -> pot_match_prob
 REGIONS = ("plant", "pot", "background")
 BATCH = 16
@@ -147,12 +151,22 @@ def _split_metrics(model: CamModel, data: Dataset, methods: Sequence[str]) -> di
 
 
 def evaluate(
-    model: CamModel, n: int = DEFAULT_N, seed: int = DEFAULT_SEED, *, all_methods: bool = False
+    model: CamModel,
+    n: int = DEFAULT_N,
+    seed: int = DEFAULT_SEED,
+    *,
+    all_methods: bool = False,
+    faithfulness: int = 0,
 ) -> dict[str, Any]:
     """Draw both splits of ``n`` scenes from ``seed`` and measure accuracy and localisation.
 
-    Returns a JSON-ready dict with every field in `TOP_FIELDS` (see the module docstring).
+    Returns a JSON-ready dict with every field in `TOP_FIELDS` (see the module docstring). With
+    ``faithfulness=K > 0`` it also holds ``"faithfulness"``: `cam.faithfulness.faithfulness_summary`
+    over the first K in-distribution scenes, for every evaluated method plus a random map, explaining
+    the predicted class (deletion/insertion perturb what the model decided, not the label).
     """
+    if isinstance(faithfulness, bool) or not isinstance(faithfulness, (int, np.integer)) or faithfulness < 0:
+        raise ValueError(f"faithfulness must be a non-negative number of scenes; got {faithfulness!r}.")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive number of scenes per split; got {n!r}.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -161,9 +175,14 @@ def evaluate(
     size = INPUT_SIZE  # the explain pipeline works at the model's input size
     methods, skipped = applicable_methods(all_methods)
     per_split = {}
+    faith: dict[str, Any] | None = None
     for split, p in SPLITS.items():
         data = make_dataset(int(n), int(seed), pot_match_prob=p, size=size)
         per_split[split] = _split_metrics(model, data, methods)
+        if faithfulness and split == "in_distribution":
+            images = [_loaded(img) for img in data.images[: int(faithfulness)]]
+            faith = faithfulness_summary(model, images, methods, seed=int(seed))
+    extra = {} if faith is None else {"faithfulness": faith}
     return {
         "n": int(n),
         "seed": int(seed),
@@ -177,6 +196,7 @@ def evaluate(
         "localisation": {s: v["localisation"] for s, v in per_split.items()},
         "area": {s: v["area"] for s, v in per_split.items()},
         "model": {k: model.provenance.to_dict()[k] for k in ("source", "requested", "sha256", "size")},
+        **extra,
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
@@ -354,7 +374,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--all-methods", action="store_true", help="also evaluate methods that need extra forward passes (slow)"
     )
-    p.add_argument("--report", type=Path, default=None, help="also write evaluation.json and EVALUATION.md here")
+    p.add_argument(
+        "--faithfulness",
+        type=int,
+        default=DEFAULT_FAITHFULNESS,
+        metavar="K",
+        help="deletion/insertion AUCs, Average Drop, Increase in Confidence on K scenes (default %(default)s; 0: off)",
+    )
+    p.add_argument(
+        "--report", type=Path, default=None, help="also write evaluation.json, EVALUATION.md and SVG charts here"
+    )
     return p
 
 
@@ -370,6 +399,9 @@ def evaluate_cli(argv: list[str]) -> int:
     if args.n < 1:
         print(f"error: --n must be at least 1 scene per split, got {args.n}.", file=sys.stderr)
         return 2
+    if args.faithfulness < 0:
+        print(f"error: --faithfulness must be 0 (off) or a number of scenes, got {args.faithfulness}.", file=sys.stderr)
+        return 2
     if args.seed < 0:
         print(f"error: --seed must be a non-negative integer, got {args.seed}.", file=sys.stderr)
         return 2
@@ -377,16 +409,16 @@ def evaluate_cli(argv: list[str]) -> int:
 
     try:
         model = load_model(args.model)
-        result = evaluate(model, args.n, args.seed, all_methods=args.all_methods)
+        result = evaluate(
+            model, args.n, args.seed, all_methods=args.all_methods, faithfulness=min(args.faithfulness, args.n)
+        )
     except CamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ValueError) else 1
     text = json.dumps(result, indent=2)
     if args.report is not None:
         try:
-            args.report.mkdir(parents=True, exist_ok=True)
-            (args.report / "evaluation.json").write_text(text + "\n")
-            (args.report / "EVALUATION.md").write_text("```\n" + format_table(result) + "\n```\n")
+            write_report(args.report, result)
         except OSError as exc:
             print(f"error: cannot write the report to {str(args.report)!r}: {exc.strerror or exc}.", file=sys.stderr)
             return 2

@@ -77,9 +77,12 @@ def bar_chart(
     bw = gw * 0.8 / n
     for gi, group in enumerate(groups):
         x0 = LEFT + gi * gw + gw * 0.1
-        out.append(
-            f'<text x="{LEFT + (gi + 0.5) * gw:.1f}" y="{TOP + ph + 16}" text-anchor="middle">{escape(group)}</text>'
+        cx, ty = LEFT + (gi + 0.5) * gw, TOP + ph + 16
+        # Many groups: angle the labels so long method names do not run into each other.
+        turn = (
+            f' transform="rotate(-25 {cx:.1f} {ty})" text-anchor="end"' if len(groups) > 5 else ' text-anchor="middle"'
         )
+        out.append(f'<text x="{cx:.1f}" y="{ty}"{turn}>{escape(group)}</text>')
         for si, values in enumerate(series.values()):
             v = min(max(float(values[gi]), 0.0), y_max)
             h = ph * v / y_max

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +123,7 @@ def test_table_names_every_method(result: dict) -> None:
 
 
 def test_cli_json_has_every_field_the_model_card_promises(capsys: pytest.CaptureFixture[str]) -> None:
-    assert evaluate_cli(["--json", "--n", "4", "--seed", "9"]) == 0
+    assert evaluate_cli(["--json", "--n", "4", "--seed", "9", "--faithfulness", "0"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 4 and out["seed"] == 9 and out["model"]["source"] == "bundled"
     promised = _paths(json.loads(CARD.read_text())["evaluation"])
@@ -133,13 +134,33 @@ def test_cli_json_has_every_field_the_model_card_promises(capsys: pytest.Capture
 
 def test_cli_plain_table_and_report(tmp_path: Path, checkpoint_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / "rep"
-    assert evaluate_cli(["--n", "2", "--model", str(checkpoint_path), "--report", str(report)]) == 0
+    argv = ["--n", "2", "--model", str(checkpoint_path), "--report", str(report), "--faithfulness", "1"]
+    assert evaluate_cli(argv) == 0
     text = capsys.readouterr().out
     assert text.startswith("Model: file") and "Localisation, in-distribution split" in text
     saved = json.loads((report / "evaluation.json").read_text())
     assert saved["accuracy"]["in_distribution"]["per_class"]["yuki"] is None  # no yuki among 2 scenes
     assert saved["n"] == 2 and saved["model"]["source"] == "file"
-    assert format_table(saved) in (report / "EVALUATION.md").read_text()
+    faith = saved["faithfulness"]
+    names = [*saved["methods"], "random"]
+    assert faith["n_images"] == 1 and list(faith["methods"]) == names
+    for v in faith["methods"].values():
+        assert 0.0 <= v["deletion_auc"] <= 1.0 and 0.0 <= v["insertion_auc"] <= 1.0
+    n_points = faith["settings"]["n_steps"] + 1
+    assert len(faith["curves"]["fractions"]) == n_points
+    assert all(len(c["deletion"]) == len(c["insertion"]) == n_points for c in faith["curves"]["mean"].values())
+    md = (report / "EVALUATION.md").read_text()
+    assert "## Faithfulness" in md and "](deletion.svg)" in md and "](accuracy.svg)" in md
+    for m in names:  # one row per method in the localisation and faithfulness tables
+        assert md.count(f"| `{m}` |") == (1 if m == "random" else 3)
+    for chart, marks in [("deletion.svg", len(names)), ("insertion.svg", len(names)), ("accuracy.svg", 0)]:
+        root = ET.parse(report / chart).getroot()  # well-formed SVG
+        assert root.tag.endswith("svg")
+        assert len(root.findall("{http://www.w3.org/2000/svg}polyline")) == marks
+    bars = ET.parse(report / "energy.svg").getroot().findall("{http://www.w3.org/2000/svg}rect")
+    assert len([b for b in bars if b.find("{http://www.w3.org/2000/svg}title") is not None]) == 3 * len(
+        saved["methods"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -148,6 +169,7 @@ def test_cli_plain_table_and_report(tmp_path: Path, checkpoint_path: Path, capsy
         (["--n", "0"], "--n must be at least 1 scene per split, got 0"),
         (["--n", "abc"], "invalid int value: 'abc'"),
         (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        (["--faithfulness", "-1"], "--faithfulness must be 0 (off) or a number of scenes, got -1"),
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["--model", "/nonexistent/model.pth"], "cannot be read"),
     ],

@@ -151,8 +151,9 @@ def test_model_only_path_matches_display_path(corpus: dict[str, Case]) -> None:
 
 
 def test_png_bomb_is_refused_without_allocating(tmp_path: Path) -> None:
-    """Peak-RSS growth (VmHWM, reset before each step) while refusing a 12 KB 10000x10000 PNG, in a fresh process; decoding it the
-    naive way in the same process must cost hundreds of MB, which shows the measurement can fail."""
+    """Peak-RSS growth (VmHWM, reset before each step) while refusing a 12 KB 10000x10000 PNG, in a
+    fresh process; decoding it the naive way in the same process must cost hundreds of MB, which shows
+    the measurement can fail."""
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_bomb(10_000, 10_000))
     code = textwrap.dedent(
