@@ -128,14 +128,15 @@ def raw_heatmap(raw: np.ndarray, colormap: str = DEFAULT_COLORMAP, size: int = 2
     return hstack([heat, bar], gap=6)
 
 
-def muted(image: Image.Image | np.ndarray, note: str) -> np.ndarray:
+def muted(image: Image.Image | np.ndarray, note: str, font_size: int | None = None) -> np.ndarray:
     """The photo greyed and dimmed with ``note`` written across it: used instead of a blank overlay
-    when a map has nothing to show (e.g. no positive evidence for the class)."""
+    when a map has nothing to show (e.g. no positive evidence for the class). ``font_size`` defaults
+    to 1/22 of the width (at least 12 px); small tiles shown shrunk need more."""
     base = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.uint8)
     grey = cv2.cvtColor(cv2.cvtColor(base, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
     dim = Image.fromarray((grey.astype(np.float32) * 0.45 + 120).clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(dim)
-    font = _font(max(12, dim.width // 22))
+    font = _font(font_size or max(12, dim.width // 22))
     lines = _wrap(note, font, dim.width - 20)
     line_h = int(font.size * 1.3) if isinstance(font, ImageFont.FreeTypeFont) else 14
     y = (dim.height - line_h * len(lines)) // 2

@@ -86,6 +86,11 @@ def out(app: ModuleType, outputs: tuple[Any, ...], name: str) -> Any:
 DEFAULTS = ("Predicted class", "conv3", 0.5, "jet", False)
 
 
+def decoded(path: str) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def run(app: ModuleType, path: Path | str | None, state: Any = None, **kw: Any) -> tuple[Any, ...]:
     target, layer, opacity, cmap, shared = (kw.get(k, d) for k, d in zip(
         ("target", "layer", "opacity", "cmap", "shared"), DEFAULTS, strict=True))
@@ -107,22 +112,51 @@ def test_outputs_match_the_library(app: ModuleType, paths: list[Path]) -> None:
     assert Path(out(app, outputs, "cam_npy")).name == f"cam_{ref.predicted}_conv3.npy"
     png = Path(out(app, outputs, "compare_png"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png == Path(out(app, outputs, "compare_image"))
-    # The slider shows the photo at display size, and the overlay the library's renderer makes.
-    photo, overlay = out(app, outputs, "cam_slider")
+    # The slider shows the photo at display size, and the overlay the library's renderer makes
+    # (exactly in the View; as a JPEG of it in the served file).
+    state = outputs[-1]
+    view = app.render_view(state, "Predicted class", "conv3", 0.5, "jet", False)
+    photo, overlay = view.cam_slider
     display = load_image(paths[1]).display
-    assert photo.size == display.size
+    assert display is not None and photo.size == display.size
     expected = app.render.overlay(display, app.render.scale_map(ref.maps["cam"]), alpha=0.5, colormap="jet")
     assert np.array_equal(overlay, expected)
-    state = outputs[-1]
+    photo_file, overlay_file = out(app, outputs, "cam_slider")
+    assert decoded(photo_file).shape == decoded(overlay_file).shape == expected.shape
+    assert Path(overlay_file).read_bytes() == app.jpeg_bytes(expected)  # the served file is that overlay
+    assert np.array_equal(decoded(out(app, outputs, "cam_heatmap")), view.cam_heatmap)  # PNG: lossless
     assert isinstance(state, app.Session) and set(state.by_layer) == {"conv3"}
     assert hook_count(app.MODEL.module) == 0
+
+
+def test_every_picture_is_a_fresh_file_per_response(app: ModuleType, paths: list[Path]) -> None:
+    """Gradio 6.31 writes array outputs to one content-addressed file in place, so two identical
+    responses rewrite a file while it is served. Every picture must be our own file, new per call."""
+    first = app.on_explain(str(paths[0]), *DEFAULTS, None)
+    second = app.on_explain(str(paths[0]), *DEFAULTS, first[-1])
+
+    def files(outputs: tuple[Any, ...]) -> list[str]:
+        found: list[str] = []
+        for v in outputs[:-1]:
+            assert not isinstance(v, (np.ndarray, Image.Image)), "pictures must be files, not arrays"
+            found += [x for x in (v if isinstance(v, tuple) else (v,)) if isinstance(x, str) and Path(x).is_file()]
+        return found
+
+    a, b = files(first), files(second)
+    pictures = [f for f in a if f.endswith((".jpg", ".png"))]
+    assert len(pictures) >= 5 + len(app.MODEL.class_names) and len(a) == len(b)
+    cache = Path(gr.utils.get_upload_folder()).resolve()
+    for fa, fb in zip(a, b, strict=True):
+        assert fa != fb and Path(fa).parent != Path(fb).parent, "a new folder per response"
+        assert Path(fa).resolve().is_relative_to(cache)  # served as is, never copied or rewritten by Gradio
+        assert Path(fa).read_bytes() == Path(fb).read_bytes()  # same inputs, same pictures
 
 
 def test_large_photo_is_rendered_at_display_size(app: ModuleType, tmp_path: Path) -> None:
     big = tmp_path / "big.jpg"
     Image.new("RGB", (4000, 3000), (90, 140, 60)).save(big, quality=80)
     photo, overlay = out(app, app.on_explain(str(big), *DEFAULTS, None), "cam_slider")
-    assert photo.size == (1024, 768) and overlay.shape == (768, 1024, 3)
+    assert decoded(photo).shape == decoded(overlay).shape == (768, 1024, 3)
 
 
 def test_class_switch_and_display_changes_do_not_rerun_the_network(
@@ -182,8 +216,8 @@ def test_all_classes_come_from_one_pass(app: ModuleType, paths: list[Path], coun
     ref = explain(app.MODEL, paths[1], all_classes=True)
     view = app.render_view(outputs[-1], "Predicted class", "conv3", 0.5, "jet", False)
     for i, name in enumerate(app.MODEL.class_names):
-        picture = outputs[app.OUTPUT_NAMES.index(f"class_{i}")]
-        assert picture.dtype == np.uint8 and max(picture.shape[:2]) <= 600
+        picture = decoded(outputs[app.OUTPUT_NAMES.index(f"class_{i}")])
+        assert max(picture.shape[:2]) <= 600
         img, caption = view.all_classes[i]
         assert caption.startswith(f"{name}: ") and ("(predicted)" in caption) == (name == ref.predicted)
         m01 = app.render.scale_map(ref.for_target(name).maps["cam"])
@@ -210,8 +244,8 @@ def test_no_positive_evidence_gets_a_note_not_a_black_square(
     outputs = run(app, paths[0], target=name)
     assert f"No positive evidence for {name}" in out(app, outputs, "cam_note")
     assert f"No positive evidence for {name}" in out(app, outputs, "gradcam_note")  # conv3: same map
-    photo, shown = out(app, outputs, "cam_slider")
-    assert shown.shape[:2] == (photo.size[1], photo.size[0])
+    photo, shown = (decoded(f) for f in out(app, outputs, "cam_slider"))
+    assert shown.shape == photo.shape
     assert shown.mean() > 60 and shown.std() > 5, "a greyed photo with a note, not a blank square"
     i = app.MODEL.class_names.index(name)
     caption = app.render_view(outputs[-1], name, "conv3", 0.5, "jet", False).all_classes[i][1]
@@ -220,8 +254,8 @@ def test_no_positive_evidence_gets_a_note_not_a_black_square(
     # Classes with evidence still get their overlay and no note.
     other = run(app, paths[0], outputs[-1], target=app.MODEL.class_names[0])
     assert out(app, other, "cam_note") == ""
-    _, picture, summary = (None, *app.explain_api(str(paths[0]), name, "cam", "conv3")[:2])
-    assert summary["has_positive_evidence"] is False and picture.std() > 5
+    picture, summary, _ = app.explain_api(str(paths[0]), name, "cam", "conv3")
+    assert summary["has_positive_evidence"] is False and decoded(picture).std() > 5
 
 
 # ------------------------------------------------------------------------------------------------ errors
@@ -290,7 +324,8 @@ def test_explain_api(app: ModuleType, paths: list[Path]) -> None:
     assert summary["probabilities"] == ref.probabilities
     assert summary["map_max"] == float(ref.maps["gradcam"].max())
     assert summary["model"]["sha256"] == app.MODEL.provenance.sha256
-    assert picture.shape == (120, 480, 3)  # the photo's own size (480x120), under the display cap
+    assert decoded(picture).shape == (120, 480, 3)  # the photo's own size (480x120), under the display cap
+    assert Path(picture).name == "overlay_gradcam_greg_conv2.jpg" and Path(npy).name == "gradcam_greg_conv2.npy"
     json.dumps(summary)  # the JSON output must serialise
     with pytest.raises(gr.Error, match="exists only at 'conv3'"):
         app.explain_api(str(paths[2]), "predicted", "cam", "conv1")
@@ -307,8 +342,10 @@ def test_only_explain_is_a_public_endpoint(app: ModuleType) -> None:
 
 def test_model_events_share_one_concurrency_group(app: ModuleType) -> None:
     fns = [f for f in app.demo.fns.values() if f.fn is not None and f.name != "on_clear"]
-    model_fns = [f for f in fns if getattr(f.fn, "__name__", "") in
-                 {"on_explain", "on_settings", "after_example", "explain_api", "load_example_output"}]
+    model_handlers = {"on_explain", "on_settings", "after_example", "explain_api", "load_example_output",
+                      "on_methods_view", "on_scorecam", "on_faithfulness"}
+    model_fns = [f for f in fns if getattr(f.fn, "__name__", "") in model_handlers]
+    assert {getattr(f.fn, "__name__", "") for f in model_fns} >= model_handlers - {"load_example_output"}
     assert {f.concurrency_id for f in model_fns} == {app.CONCURRENCY_ID}
     assert app.demo._queue.max_size == app.QUEUE_MAX_SIZE
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
@@ -55,8 +57,9 @@ def test_every_method_through_the_api(app: ModuleType, client: Client, paths: li
     direct_picture, direct_summary, direct_npy = app.explain_api(str(paths[0]), "predicted", method, layer)
     assert summary == direct_summary  # the served answer is the library's answer, number for number
     assert np.array_equal(np.load(npy), np.load(direct_npy))
-    with Image.open(overlay) as im:
-        assert im.format == "JPEG" and im.size == (direct_picture.shape[1], direct_picture.shape[0])
+    with Image.open(overlay) as im, Image.open(direct_picture) as direct:
+        assert im.format == "JPEG" and im.size == direct.size
+    assert Path(overlay).read_bytes() == Path(direct_picture).read_bytes()
     assert hook_count(app.MODEL.module) == 0
 
 
@@ -103,3 +106,35 @@ def test_uploads_over_the_size_limit_are_refused(client: Client, tmp_path: Path)
     with big.open("rb") as f:
         r = httpx.post(f"{client.src}gradio_api/upload", files={"files": ("big.png", f, "image/png")}, timeout=60)
     assert r.status_code == 413
+
+
+def test_identical_concurrent_requests_each_get_their_own_complete_files(
+    app: ModuleType, client: Client, tmp_path: Path
+) -> None:
+    """The race this app works around: Gradio 6.31 saves array outputs to a content-addressed file
+    *in place*, so identical answers rewrite one file while clients download it ("peer closed
+    connection without sending complete message body" was seen with 8 clients). Every answer must
+    name its own file, and every download must be complete and identical to the others."""
+    rng = np.random.default_rng(3)
+    photo = tmp_path / "noisy.jpg"  # a big, noisy overlay: long downloads, a wide window for the race
+    Image.fromarray(rng.integers(0, 256, (900, 1200, 3), dtype=np.uint8)).save(photo, quality=95)
+    url = client.src
+
+    def one(_: int) -> tuple[str, bytes, int]:
+        c = Client(url, verbose=False, download_files=False)
+        overlay, _, _ = c.predict(handle_file(str(photo)), "predicted", "cam", "conv3", api_name="/explain")
+        with httpx.stream("GET", overlay["url"], timeout=60) as r:  # raises if the body is cut short
+            r.raise_for_status()
+            body = r.read()
+            declared = int(r.headers["content-length"])
+        return overlay["path"], body, declared
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, range(8)))
+    paths = [p for p, _, _ in answers]
+    assert len(set(paths)) == 8 and len({Path(p).parent for p in paths}) == 8, "one fresh file per answer"
+    bodies = {body for _, body, _ in answers}
+    assert len(bodies) == 1 and all(len(body) == declared for _, body, declared in answers)
+    with Image.open(io.BytesIO(bodies.pop())) as im:
+        im.load()  # a complete JPEG
+        assert im.format == "JPEG" and im.size == (1024, 768)

@@ -1,5 +1,6 @@
-"""A real Chromium drives the page: upload, class switch, layer switch, every tab, an example, an
-error toast, and an HTML page embedding the app in an iframe. Outputs must be FRESH after each action
+"""A real Chromium drives the page: upload, class switch, layer switch, every tab (Methods and
+Faithfulness with their buttons), an example, an error toast, and an HTML page embedding the app in an
+iframe. Outputs must be FRESH after each action
 (their image src changes and their text names the new class), not merely present.
 
 Screenshots go to tests/artifacts/ (gitignored) for a person to look at.
@@ -200,7 +201,74 @@ def test_page_flow(app: ModuleType, url: str, page: Any, photos: list[Path]) -> 
     page.get_by_role("option", name="viridis", exact=True).click()
     wait_fresh(page, "#cam-slider", before)
     shot(page, "09_viridis.png")
-    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    assert not page.errors, page.errors
+
+
+def inner(page: Any, selector: str) -> str:
+    return page.inner_text(selector) if page.locator(selector).count() else ""
+
+
+def test_methods_and_faithfulness_tabs(
+    app: ModuleType, url: str, page: Any, photos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app, "FAITHFULNESS_STEPS", 8)  # 15 passes a map instead of 63: same code, quicker
+    page.goto(url)
+    page.wait_for_selector("#input-image")
+    page.set_input_files("#input-image input[type=file]", str(photos[1]))
+    wait_fresh(page, "#cam-slider", [])
+    wait_text(page, "#explained-class", "the predicted class")
+    predicted = page.inner_text("#explained-class").split("Explaining ")[1].split(" ")[0]
+
+    # Opening the tab computes every method; the page states the GAP identity from the numbers.
+    tab(page, "Methods")
+    tiles = wait_fresh(page, "#methods-gallery", [])
+    assert len(tiles) == len(app.METHODS_ORDER)
+    wait_text(page, "#methods-statement", f"for class {predicted}")
+    wait_text(page, "#methods-statement", "equal CAM up to a positive scale")
+    wait_text(page, "#methods-matrix", "Pearson correlation")
+    matrix1 = page.inner_text("#methods-matrix")
+    assert "HiResCAM" in matrix1 and "≡" in matrix1
+    shot(page, "13_methods_conv3.png")
+
+    # Another class: tiles, matrix and statement are replaced.
+    name = next(c for c in app.MODEL.class_names if c != predicted)
+    page.locator("#target input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+    wait_text(page, "#methods-statement", f"for class {name}")
+    wait_fresh(page, "#methods-gallery", tiles)
+    wait_text(page, "#methods-matrix", f"for class {name}")
+    assert page.inner_text("#methods-matrix") != matrix1
+    shot(page, "14_methods_class_switched.png")
+
+    # conv1: the methods part ways; Score-CAM on its button.
+    page.locator("#layer").get_by_text("conv1", exact=True).click()
+    wait_text(page, "#methods-statement", "At conv1 the methods part ways")
+    assert "CAM (conv3)" in page.inner_text("#methods-matrix")
+    before = srcs(page, "#methods-gallery")
+    page.click("#compute-scorecam")
+    wait_text(page, "#methods-matrix", "Score-CAM")
+    wait_fresh(page, "#methods-gallery", before)
+    shot(page, "15_methods_conv1_scorecam.png")
+
+    # Faithfulness: nothing until the button, then two charts and a table; a class switch asks again.
+    tab(page, "Faithfulness")
+    wait_text(page, "#faith-note", f"Not computed yet for class {name} at conv1")
+    page.click("#compute-faith")
+    page.wait_for_function("() => document.querySelectorAll('#faith-plot svg').length === 2", timeout=TIMEOUT_MS)
+    wait_text(page, "#faith-table", "Deletion AUC")
+    wait_text(page, "#faith-table", "random map")
+    plot1 = page.inner_html("#faith-plot")
+    shot(page, "16_faithfulness.png")
+    page.locator("#target input").click()
+    page.get_by_role("option", name=predicted, exact=True).click()
+    wait_text(page, "#faith-note", f"Not computed yet for class {predicted}")
+    assert page.locator("#faith-plot svg").count() == 0
+    page.click("#compute-faith")
+    page.wait_for_function("() => document.querySelectorAll('#faith-plot svg').length === 2", timeout=TIMEOUT_MS)
+    wait_text(page, "#faith-note", f"Class {predicted}, maps at conv1")
+    assert page.inner_html("#faith-plot") != plot1
+    shot(page, "17_faithfulness_class_switched.png")
+    assert not page.errors, page.errors
 
 
 def test_example_click(app: ModuleType, url: str, page: Any) -> None:
