@@ -88,8 +88,14 @@ METHODS_ORDER: tuple[str, ...] = tuple(METHODS)  # cam, gradcam, gradcam++, ... 
 EXPENSIVE_METHODS: tuple[str, ...] = tuple(m for m, spec in METHODS.items() if spec.needs_model)  # scorecam
 EXTRA_METHODS: tuple[str, ...] = tuple(m for m in METHODS_ORDER if m not in (*UI_METHODS, *EXPENSIVE_METHODS))
 METHOD_NAMES = {
-    "cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "hirescam": "HiResCAM",
-    "xgradcam": "XGrad-CAM", "layercam": "LayerCAM", "scorecam": "Score-CAM", "eigencam": "Eigen-CAM",
+    "cam": "CAM",
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "hirescam": "HiResCAM",
+    "xgradcam": "XGrad-CAM",
+    "layercam": "LayerCAM",
+    "scorecam": "Score-CAM",
+    "eigencam": "Eigen-CAM",
 }
 METHOD_TILE_SIDE = 320  # Methods-tab tiles: eight at once
 METHODS_TAB = "tab-methods"
@@ -122,8 +128,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 GENERIC_ERROR = (
-    "Something went wrong while explaining this image. The problem has been logged. "
-    "Try again, or try another photo."
+    "Something went wrong while explaining this image. The problem has been logged. Try again, or try another photo."
 )
 
 
@@ -368,9 +373,7 @@ def file_sha256(path: str) -> str:
 
 def run_network(image: LoadedImage, layer: str) -> Explanation:
     """The one place the UI runs the model: CAM at conv3 and Grad-CAM at ``layer``, every class."""
-    return explain(
-        MODEL, image, methods=UI_METHODS, layer={"cam": GAP_LAYER, "gradcam": layer}, all_classes=True
-    )
+    return explain(MODEL, image, methods=UI_METHODS, layer={"cam": GAP_LAYER, "gradcam": layer}, all_classes=True)
 
 
 def ensure_session(image_path: str, layer: str, state: Session | None) -> Session:
@@ -468,7 +471,10 @@ def compare_numbers(r: Explanation, layer: str) -> tuple[str, dict[str, float]]:
     mean_plus_bias, logit = r.logit_check()
     hw = INPUT_SIZE * INPUT_SIZE
     numbers = {
-        "max_abs_diff_scaled": max_diff, "correlation": corr, "mean_cam_plus_bias": mean_plus_bias, "logit": logit
+        "max_abs_diff_scaled": max_diff,
+        "correlation": corr,
+        "mean_cam_plus_bias": mean_plus_bias,
+        "logit": logit,
     }
     corr_text = f"{corr:.6f}" if np.isfinite(corr) else "undefined (a map is constant)"
     lines = [
@@ -590,9 +596,7 @@ def target_markdown(r: Explanation, requested: str, note: str) -> str:
     return out + (f"\n\n{note}" if note else "")
 
 
-def render_view(
-    session: Session, target: str, layer: str, opacity: float, colormap: str, shared_scale: bool
-) -> View:
+def render_view(session: Session, target: str, layer: str, opacity: float, colormap: str, shared_scale: bool) -> View:
     """Every output for the current settings, from the session's explanation (no network)."""
     if colormap not in render.COLORMAPS:
         raise gr.Error(f"Unknown colour map {colormap!r}; choose one of {', '.join(render.COLORMAPS)}.")
@@ -719,8 +723,9 @@ def method_tiles(r: Explanation, layer: str, opacity: float, colormap: str) -> l
     for m in METHODS_ORDER:
         caption = method_title(m)
         if m not in r.class_maps:
-            img = render.muted(photo, f"Not computed: press “Compute Score-CAM” ({_channels(layer)} passes)",
-                               font_size=note_size)
+            img = render.muted(
+                photo, f"Not computed: press “Compute Score-CAM” ({_channels(layer)} passes)", font_size=note_size
+            )
             caption += ", not computed yet"
         elif m == "cam" and layer != GAP_LAYER:
             img = render.muted(photo, f"CAM exists only at {GAP_LAYER}", font_size=note_size)
@@ -761,9 +766,7 @@ def correlation_color(v: float) -> tuple[str, str]:
     return "#{:02x}{:02x}{:02x}".format(*rgb), ("#ffffff" if t > 0.65 else "#1e1e1e")
 
 
-def correlation_table_html(
-    labels: list[str], r: np.ndarray, equal: set[tuple[int, int]], class_name: str
-) -> str:
+def correlation_table_html(labels: list[str], r: np.ndarray, equal: set[tuple[int, int]], class_name: str) -> str:
     """The correlation matrix as a coloured HTML table with its numbers; ≡ marks pairs equal up to a
     positive scale."""
     esc = html.escape
@@ -790,8 +793,14 @@ def correlation_table_html(
     )
 
 
-def methods_statement(r: Explanation, layer: str, names: tuple[str, ...], corr: np.ndarray,
-                      equal_to_cam: dict[str, float], equal_pairs: tuple[tuple[str, str], ...]) -> str:
+def methods_statement(
+    r: Explanation,
+    layer: str,
+    names: tuple[str, ...],
+    corr: np.ndarray,
+    equal_to_cam: dict[str, float],
+    equal_pairs: tuple[tuple[str, str], ...],
+) -> str:
     """Which methods equal CAM up to a positive scale here, from the numbers, and why."""
     hw = INPUT_SIZE * INPUT_SIZE
     cam_row = dict(zip(names, corr[names.index("cam")], strict=True))
@@ -818,15 +827,14 @@ def methods_statement(r: Explanation, layer: str, names: tuple[str, ...], corr: 
         else:
             lines.append(f"**At {GAP_LAYER}, no method equals CAM up to a positive scale for class *{r.target}*.**")
         if differ:
-            lines.append(
-                f"\n**Not equal to CAM here:** {', '.join(f'{METHOD_NAMES[m]} ({r_of(m)})' for m in differ)}."
-            )
+            lines.append(f"\n**Not equal to CAM here:** {', '.join(f'{METHOD_NAMES[m]} ({r_of(m)})' for m in differ)}.")
             lines += [f"- {WHY_AT_GAP[m]}" for m in differ if m in WHY_AT_GAP]
     else:
         near = [m for m in others if m in equal_to_cam]
         verdict = (
             f"and, checked on the maps, none of the methods at {layer} equals it up to a positive scale"
-            if not near else f"yet {_join(METHOD_NAMES[m] for m in near)} equal it up to a positive scale here"
+            if not near
+            else f"yet {_join(METHOD_NAMES[m] for m in near)} equal it up to a positive scale here"
         )
         lines = [
             f"**At {layer} the methods part ways.** CAM exists only at {GAP_LAYER} (its tile is greyed; the "
@@ -860,10 +868,13 @@ def render_methods(r: Explanation, layer: str, opacity: float, colormap: str) ->
     maps = r.maps
     equal_to_cam = {
         m: positive_scale(maps["cam"], maps[m])
-        for m in names if m != "cam" and equal_up_to_positive_scale(maps[m], maps["cam"])
+        for m in names
+        if m != "cam" and equal_up_to_positive_scale(maps[m], maps["cam"])
     }
     equal_pairs = tuple(
-        (a, b) for i, a in enumerate(names) for b in names[i + 1 :]
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
         if "cam" not in (a, b) and equal_up_to_positive_scale(maps[a], maps[b])
     )
     index = {m: i for i, m in enumerate(names)}
@@ -880,9 +891,7 @@ def render_methods(r: Explanation, layer: str, opacity: float, colormap: str) ->
     )
 
 
-METHODS_REFERENCES = "**Papers.** " + "; ".join(
-    f"{METHOD_NAMES[m]}: {method_citation(m)}" for m in METHODS_ORDER
-) + "."
+METHODS_REFERENCES = "**Papers.** " + "; ".join(f"{METHOD_NAMES[m]}: {method_citation(m)}" for m in METHODS_ORDER) + "."
 METHODS_OUTPUT_NAMES = ("methods_gallery", "methods_matrix", "methods_md")
 METHODS_HINT = "Open this tab (or press “Compute Score-CAM”) to compare every method for this photo."
 
@@ -911,7 +920,10 @@ def faithfulness_key(layer: str, target_index: int) -> tuple[str, int]:
 
 
 def ensure_faithfulness(
-    session: Session, layer: str, target_index: int, methods: list[str],
+    session: Session,
+    layer: str,
+    target_index: int,
+    methods: list[str],
     progress: Callable[[int, int], None] | None,
 ) -> Session:
     """The session with curves for ``methods`` and the random map, computing only missing ones."""
@@ -923,8 +935,13 @@ def ensure_faithfulness(
         return session
     r = methods_explanation(session, layer).for_target(target_index)
     result = evaluate_maps(
-        MODEL, session.image, {m: r.maps[m] for m in missing}, target_index, n_steps=FAITHFULNESS_STEPS,
-        random_seed=0 if need_random else None, progress=progress,
+        MODEL,
+        session.image,
+        {m: r.maps[m] for m in missing},
+        target_index,
+        n_steps=FAITHFULNESS_STEPS,
+        random_seed=0 if need_random else None,
+        progress=progress,
     )
     combined = result if have is None else replace(have, scores={**have.scores, **result.scores})
     return replace(session, faithfulness={**session.faithfulness, key: combined})
@@ -945,7 +962,8 @@ def faithfulness_plots(f: ImageFaithfulness, names: list[str], layer: str, class
         charts.append(svg.replace("<svg ", '<svg style="max-width:100%;height:auto" ', 1))
     return (
         '<div id="faith-charts" style="display:flex;flex-wrap:wrap;gap:8px">'
-        + "".join(f"<div>{c}</div>" for c in charts) + "</div>"
+        + "".join(f"<div>{c}</div>" for c in charts)
+        + "</div>"
     )
 
 
@@ -982,7 +1000,8 @@ def faithfulness_table(f: ImageFaithfulness, names: list[str], layer: str, class
     if methods:
         reading += (
             f"Better than random on both curves here: {_join(map_label(m, layer) for m in beat)}."
-            if beat else "No method beats the random map on both curves for this photo and class."
+            if beat
+            else "No method beats the random map on both curves for this photo and class."
         )
     return "\n".join([reading, "", *lines])
 
@@ -992,10 +1011,14 @@ FAITH_OUTPUT_NAMES = ("faith_plot", "faith_table", "faith_note")
 
 def faith_note(class_name: str, layer: str, computed: bool) -> str:
     if computed:
-        return (f"Class **{class_name}**, maps at **{layer}**, {FAITHFULNESS_STEPS} steps of "
-                f"{INPUT_SIZE * INPUT_SIZE // FAITHFULNESS_STEPS:,} pixels.")
-    return (f"Not computed yet for class **{class_name}** at **{layer}**: press “Compute faithfulness” "
-            f"(about {faithfulness_passes(1):,} forward passes per map).")
+        return (
+            f"Class **{class_name}**, maps at **{layer}**, {FAITHFULNESS_STEPS} steps of "
+            f"{INPUT_SIZE * INPUT_SIZE // FAITHFULNESS_STEPS:,} pixels."
+        )
+    return (
+        f"Not computed yet for class **{class_name}** at **{layer}**: press “Compute faithfulness” "
+        f"(about {faithfulness_passes(1):,} forward passes per map)."
+    )
 
 
 def faithfulness_passes(n_maps: int) -> int:
@@ -1020,7 +1043,12 @@ ViewOutputs = tuple[Any, ...]
 
 @user_errors
 def on_explain(
-    image: str | None, target: str, layer: str, opacity: float, colormap: str, shared_scale: bool,
+    image: str | None,
+    target: str,
+    layer: str,
+    opacity: float,
+    colormap: str,
+    shared_scale: bool,
     state: Session | None,
 ) -> ViewOutputs:
     """Upload, Explain button: needs an image."""
@@ -1032,7 +1060,12 @@ def on_explain(
 
 @user_errors
 def on_settings(
-    image: str | None, target: str, layer: str, opacity: float, colormap: str, shared_scale: bool,
+    image: str | None,
+    target: str,
+    layer: str,
+    opacity: float,
+    colormap: str,
+    shared_scale: bool,
     state: Session | None,
 ) -> ViewOutputs:
     """Class, layer, opacity, colour map or scale changed: re-render, running the network only for a
@@ -1053,7 +1086,12 @@ def on_example(image: str | None) -> ViewOutputs:
 
 @user_errors
 def after_example(
-    image: str | None, target: str, layer: str, opacity: float, colormap: str, shared_scale: bool,
+    image: str | None,
+    target: str,
+    layer: str,
+    opacity: float,
+    colormap: str,
+    shared_scale: bool,
     state: Session | None,
 ) -> ViewOutputs:
     """After an example's cached outputs are shown: re-render only if the settings differ from the
@@ -1097,7 +1135,12 @@ def _target(target: str) -> str:
 
 @user_errors
 def on_methods_view(
-    image: str | None, target: str, layer: str, opacity: float, colormap: str, methods_open: bool,
+    image: str | None,
+    target: str,
+    layer: str,
+    opacity: float,
+    colormap: str,
+    methods_open: bool,
     state: Session | None,
 ) -> TabOutputs:
     """Show every method for this class and layer. The methods are computed (one forward pass and the
@@ -1115,7 +1158,12 @@ def on_methods_view(
 
 @user_errors
 def on_scorecam(
-    image: str | None, target: str, layer: str, opacity: float, colormap: str, state: Session | None,
+    image: str | None,
+    target: str,
+    layer: str,
+    opacity: float,
+    colormap: str,
+    state: Session | None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio injects the request's tracker here)
 ) -> TabOutputs:
     """“Compute Score-CAM”: one forward pass per channel of ``layer``, every class read from them."""
@@ -1144,7 +1192,11 @@ def faith_values(session: Session, layer: str, r: Explanation, methods: list[str
 
 @user_errors
 def on_faithfulness(
-    image: str | None, target: str, layer: str, selected: list[str] | None, state: Session | None,
+    image: str | None,
+    target: str,
+    layer: str,
+    selected: list[str] | None,
+    state: Session | None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio injects the request's tracker here)
 ) -> TabOutputs:
     """“Compute faithfulness”: deletion and insertion curves of the ticked methods and the random map,
@@ -1225,8 +1277,11 @@ def explain_api(image: str | None, target: str, method: str, layer: str) -> tupl
         "logit": logit,
         "mean_cam_plus_bias": mean_plus_bias,
         "image_size": list(r.image.original_size) if r.image is not None else None,
-        "model": {"source": MODEL.provenance.source, "sha256": MODEL.provenance.sha256,
-                  "is_demo_model": MODEL.provenance.is_demo_model},
+        "model": {
+            "source": MODEL.provenance.source,
+            "sha256": MODEL.provenance.sha256,
+            "is_demo_model": MODEL.provenance.is_demo_model,
+        },
     }
     files = OutputFiles()
     stem = f"{method}_{r.target}_{r.layers[method]}"
@@ -1373,23 +1428,29 @@ def build_cam_tab(out: dict[str, gr.components.Component]) -> None:
             label="Photo ↔ CAM overlay", format="jpeg", elem_id="cam-slider", max_height=520, scale=3
         )
         out["cam_heatmap"] = gr.Image(
-            label="Raw CAM map", show_label=False, format="png", elem_id="cam-heatmap", interactive=False,
+            label="Raw CAM map",
+            show_label=False,
+            format="png",
+            elem_id="cam-heatmap",
+            interactive=False,
             scale=2,
         )
 
 
 def build_gradcam_tab(out: dict[str, gr.components.Component]) -> None:
-    gr.Markdown(
-        "Grad-CAM at the layer chosen on the left (`conv3` is the CAM layer: there Grad-CAM equals CAM)."
-    )
+    gr.Markdown("Grad-CAM at the layer chosen on the left (`conv3` is the CAM layer: there Grad-CAM equals CAM).")
     out["gradcam_note"] = gr.Markdown(elem_id="gradcam-note", elem_classes="cam-note")
     with gr.Row():
         out["gradcam_slider"] = gr.ImageSlider(
             label="Photo ↔ Grad-CAM overlay", format="jpeg", elem_id="gradcam-slider", max_height=520, scale=3
         )
         out["gradcam_heatmap"] = gr.Image(
-            label="Raw Grad-CAM map", show_label=False, format="png", elem_id="gradcam-heatmap",
-            interactive=False, scale=2,
+            label="Raw Grad-CAM map",
+            show_label=False,
+            format="png",
+            elem_id="gradcam-heatmap",
+            interactive=False,
+            scale=2,
         )
 
 
@@ -1416,8 +1477,13 @@ def build_all_classes_tab(out: dict[str, gr.components.Component]) -> gr.Checkbo
             with gr.Row():
                 for i, name in list(enumerate(MODEL.class_names))[row : row + 2]:
                     out[f"class_{i}"] = gr.Image(
-                        label=name, show_label=False, format="jpeg", interactive=False, elem_id=f"class-{name}",
-                        min_width=200, buttons=["fullscreen", "download"],
+                        label=name,
+                        show_label=False,
+                        format="jpeg",
+                        interactive=False,
+                        elem_id=f"class-{name}",
+                        min_width=200,
+                        buttons=["fullscreen", "download"],
                     )
     return shared
 
@@ -1442,8 +1508,16 @@ set of images it is a percentage; for one photo, yes or no). Each map costs
 def build_methods_tab(out: dict[str, gr.components.Component]) -> gr.Button:
     gr.Markdown(METHODS_INTRO)
     out["methods_gallery"] = gr.Gallery(
-        label="Every method", show_label=False, columns=4, rows=2, height="auto", object_fit="contain",
-        elem_id="methods-gallery", format="jpeg", interactive=False, buttons=["fullscreen"],
+        label="Every method",
+        show_label=False,
+        columns=4,
+        rows=2,
+        height="auto",
+        object_fit="contain",
+        elem_id="methods-gallery",
+        format="jpeg",
+        interactive=False,
+        buttons=["fullscreen"],
     )
     scorecam_btn = gr.Button("Compute Score-CAM", elem_id="compute-scorecam", size="sm")
     out["methods_md"] = gr.Markdown(METHODS_HINT, elem_id="methods-statement")
@@ -1456,8 +1530,11 @@ def build_faithfulness_tab(out: dict[str, gr.components.Component]) -> tuple[gr.
     gr.Markdown(FAITH_INTRO)
     with gr.Row(equal_height=True):
         chosen = gr.CheckboxGroup(
-            [(METHOD_NAMES[m], m) for m in METHODS_ORDER], value=list(FAITHFULNESS_DEFAULT),
-            label="Maps to evaluate (the random map is always added)", elem_id="faith-methods", scale=4,
+            [(METHOD_NAMES[m], m) for m in METHODS_ORDER],
+            value=list(FAITHFULNESS_DEFAULT),
+            label="Maps to evaluate (the random map is always added)",
+            elem_id="faith-methods",
+            scale=4,
         )
         button = gr.Button("Compute faithfulness", variant="primary", elem_id="compute-faith", scale=1)
     out["faith_note"] = gr.Markdown(elem_id="faith-note")
@@ -1486,20 +1563,33 @@ with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300):
             image_in = image_input(
-                label="Photo of a pot plant", sources=["upload", "clipboard", "webcam"], elem_id="input-image",
+                label="Photo of a pot plant",
+                sources=["upload", "clipboard", "webcam"],
+                elem_id="input-image",
                 height=320,
             )
             examples_slot = gr.Column()  # filled below, once the outputs the examples write to exist
             target_in = gr.Dropdown(
-                [PREDICTED, *MODEL.class_names], value=PREDICTED, label="Class to explain", elem_id="target",
+                [PREDICTED, *MODEL.class_names],
+                value=PREDICTED,
+                label="Class to explain",
+                elem_id="target",
                 info="“Predicted class” follows the model; pick a class to see the evidence for it.",
             )
             layer_in = gr.Radio(
-                list(LAYERS), value=DEFAULT_LAYER, label="Grad-CAM layer", elem_id="layer",
+                list(LAYERS),
+                value=DEFAULT_LAYER,
+                label="Grad-CAM layer",
+                elem_id="layer",
                 info="conv3 feeds global average pooling: the CAM layer.",
             )
             opacity_in = gr.Slider(
-                0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Overlay opacity", elem_id="opacity",
+                0.0,
+                1.0,
+                value=DEFAULT_OPACITY,
+                step=0.05,
+                label="Overlay opacity",
+                elem_id="opacity",
                 info="0 shows the photo, 1 only the map.",
             )
             cmap_in = gr.Dropdown(
@@ -1538,10 +1628,10 @@ with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
     def follow(event: Any) -> None:
         """After the main outputs: bring the Methods and Faithfulness tabs up to date (both read the
         new state; only the Methods view writes it, so the two may run side by side)."""
-        event.success(on_methods_view, methods_inputs, [*methods_outputs, state], show_progress="minimal",
-                      **common)
-        event.success(on_faithfulness_view, faith_inputs, faith_outputs, show_progress="hidden",
-                      api_visibility="private")  # no network: outside the model's concurrency group
+        event.success(on_methods_view, methods_inputs, [*methods_outputs, state], show_progress="minimal", **common)
+        event.success(
+            on_faithfulness_view, faith_inputs, faith_outputs, show_progress="hidden", api_visibility="private"
+        )  # no network: outside the model's concurrency group
 
     follow(explain_btn.click(on_explain, controls, [*view_outputs, state], **common))
     follow(image_in.upload(on_explain, controls, [*view_outputs, state], **common))
@@ -1555,15 +1645,18 @@ with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
     # Opening the Methods tab computes its maps (once per photo and layer); other tabs only mark it closed.
     for tab_item in tabs.children:
         if isinstance(tab_item, gr.Tab):
-            opened = tab_item.select(_set_methods_open(tab_item is methods_tab), None, methods_open, queue=False,
-                                     api_visibility="private")
+            opened = tab_item.select(
+                _set_methods_open(tab_item is methods_tab), None, methods_open, queue=False, api_visibility="private"
+            )
             if tab_item is methods_tab:
                 opened.then(on_methods_view, methods_inputs, [*methods_outputs, state], **common)
-    scorecam_btn.click(on_scorecam, [image_in, target_in, layer_in, opacity_in, cmap_in, state],
-                       [*methods_outputs, state], **common)
+    scorecam_btn.click(
+        on_scorecam, [image_in, target_in, layer_in, opacity_in, cmap_in, state], [*methods_outputs, state], **common
+    )
     faith_btn.click(on_faithfulness, faith_inputs, [*faith_outputs, state], **common)
-    faith_methods_in.change(on_faithfulness_view, faith_inputs, faith_outputs, show_progress="hidden",
-                            api_visibility="private")
+    faith_methods_in.change(
+        on_faithfulness_view, faith_inputs, faith_outputs, show_progress="hidden", api_visibility="private"
+    )
 
     if EXAMPLES:
         with examples_slot:
@@ -1581,9 +1674,11 @@ with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         if examples.cache_event is not None:
             # The first click on an example runs the model: same concurrency group as everything else.
             demo.fns[examples.cache_event["id"]].concurrency_id = CONCURRENCY_ID
-            follow(examples.cache_event.then(
-                after_example, controls, [*view_outputs, state], show_progress="hidden", **common
-            ))
+            follow(
+                examples.cache_event.then(
+                    after_example, controls, [*view_outputs, state], show_progress="hidden", **common
+                )
+            )
 
     # The API: hidden components, one public endpoint.
     with gr.Column(visible=False):
@@ -1596,8 +1691,11 @@ with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         api_map = gr.File(label="raw map (.npy)")
         api_button = gr.Button("explain")
     api_button.click(
-        explain_api, [api_image, api_target, api_method, api_layer], [api_overlay, api_summary, api_map],
-        api_name="explain", concurrency_id=CONCURRENCY_ID,
+        explain_api,
+        [api_image, api_target, api_method, api_layer],
+        [api_overlay, api_summary, api_map],
+        api_name="explain",
+        concurrency_id=CONCURRENCY_ID,
     )
 
 demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)

@@ -92,8 +92,9 @@ def decoded(path: str) -> np.ndarray:
 
 
 def run(app: ModuleType, path: Path | str | None, state: Any = None, **kw: Any) -> tuple[Any, ...]:
-    target, layer, opacity, cmap, shared = (kw.get(k, d) for k, d in zip(
-        ("target", "layer", "opacity", "cmap", "shared"), DEFAULTS, strict=True))
+    target, layer, opacity, cmap, shared = (
+        kw.get(k, d) for k, d in zip(("target", "layer", "opacity", "cmap", "shared"), DEFAULTS, strict=True)
+    )
     return app.on_settings(None if path is None else str(path), target, layer, opacity, cmap, shared, state)
 
 
@@ -185,8 +186,9 @@ def test_class_switch_and_display_changes_do_not_rerun_the_network(
 def test_class_switch_shows_that_class(app: ModuleType, paths: list[Path]) -> None:
     state = run(app, paths[2])[-1]
     # Bit-exact against the library's all-classes pass (a single-target pass may round differently).
-    every = explain(app.MODEL, paths[2], methods=("cam", "gradcam"), layer={"cam": "conv3", "gradcam": "conv2"},
-                    all_classes=True)
+    every = explain(
+        app.MODEL, paths[2], methods=("cam", "gradcam"), layer={"cam": "conv3", "gradcam": "conv2"}, all_classes=True
+    )
     for name in app.MODEL.class_names:
         outputs = run(app, paths[2], state, target=name, layer="conv2")
         state = outputs[-1]
@@ -342,8 +344,16 @@ def test_only_explain_is_a_public_endpoint(app: ModuleType) -> None:
 
 def test_model_events_share_one_concurrency_group(app: ModuleType) -> None:
     fns = [f for f in app.demo.fns.values() if f.fn is not None and f.name != "on_clear"]
-    model_handlers = {"on_explain", "on_settings", "after_example", "explain_api", "load_example_output",
-                      "on_methods_view", "on_scorecam", "on_faithfulness"}
+    model_handlers = {
+        "on_explain",
+        "on_settings",
+        "after_example",
+        "explain_api",
+        "load_example_output",
+        "on_methods_view",
+        "on_scorecam",
+        "on_faithfulness",
+    }
     model_fns = [f for f in fns if getattr(f.fn, "__name__", "") in model_handlers]
     assert {getattr(f.fn, "__name__", "") for f in model_fns} >= model_handlers - {"load_example_output"}
     assert {f.concurrency_id for f in model_fns} == {app.CONCURRENCY_ID}
@@ -375,8 +385,9 @@ def test_examples_and_captions(app: ModuleType, tmp_path: Path) -> None:
     assert app.load_examples(tmp_path / "missing") == []
     Image.new("RGB", (40, 30), (10, 200, 30)).save(tmp_path / "baya_1.jpg")
     Image.new("RGB", (40, 30), (200, 10, 30)).save(tmp_path / "rudo_1.jpg")
-    (tmp_path / "captions.json").write_text(json.dumps(
-        {"baya_1.jpg": {"class": "baya", "class_index": 1, "look_for": "the cream blotches"}}))
+    (tmp_path / "captions.json").write_text(
+        json.dumps({"baya_1.jpg": {"class": "baya", "class_index": 1, "look_for": "the cream blotches"}})
+    )
     found = app.load_examples(tmp_path)
     assert [e.path.name for e in found] == ["baya_1.jpg", "rudo_1.jpg"]
     assert (found[0].true_class, found[0].look_for) == ("baya", "the cream blotches")
@@ -409,15 +420,29 @@ def test_after_example_rerenders_only_for_custom_settings(app: ModuleType, paths
 
 
 def test_provenance_banner(app: ModuleType) -> None:
-    demo_model = Provenance(source="bundled", requested="auto", path="/x/pot_plant_gap_synthetic.pth",
-                            sha256="ab" * 32, size=1, fallback_reason="The Hub could not be reached (offline).")
+    demo_model = Provenance(
+        source="bundled",
+        requested="auto",
+        path="/x/pot_plant_gap_synthetic.pth",
+        sha256="ab" * 32,
+        size=1,
+        fallback_reason="The Hub could not be reached (offline).",
+    )
     text = app.provenance_markdown(demo_model)
     assert "offline demo model trained on synthetic pot plants" in text
     assert "course model loads from the Hugging Face Hub when the network allows" in text
     assert "The Hub could not be reached (offline)." in text and "ab" * 32 in text
-    hub = Provenance(source="hub", requested="auto", path="/c/model.pth", sha256="cd" * 32, size=1,
-                     repo_id="a-data-odyssey/XAI-for-CV-models", filename="models/pot_plant_classifier_gap/model.pth",
-                     revision="main", commit="0123456789abcdef" * 2 + "01234567")
+    hub = Provenance(
+        source="hub",
+        requested="auto",
+        path="/c/model.pth",
+        sha256="cd" * 32,
+        size=1,
+        repo_id="a-data-odyssey/XAI-for-CV-models",
+        filename="models/pot_plant_classifier_gap/model.pth",
+        revision="main",
+        commit="0123456789abcdef" * 2 + "01234567",
+    )
     text = app.provenance_markdown(hub)
     assert "a-data-odyssey/XAI-for-CV-models" in text and "models/pot_plant_classifier_gap/model.pth" in text
     assert "0123456789ab" in text and "cd" * 32 in text and "demo" not in text
@@ -426,8 +451,7 @@ def test_provenance_banner(app: ModuleType) -> None:
 @contextlib.contextmanager
 def launched(app: ModuleType, **overrides: Any) -> Iterator[str]:
     """The app served on 127.0.0.1 with its production launch settings; closed afterwards."""
-    kwargs = {**app.LAUNCH_KWARGS, "prevent_thread_lock": True, "quiet": True, "server_name": "127.0.0.1",
-              **overrides}
+    kwargs = {**app.LAUNCH_KWARGS, "prevent_thread_lock": True, "quiet": True, "server_name": "127.0.0.1", **overrides}
     _, url, _ = app.demo.launch(**kwargs)
     try:
         yield url

@@ -51,9 +51,7 @@ def test_api_lists_one_endpoint(client: Client) -> None:
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_through_the_api(app: ModuleType, client: Client, paths: list[Path], method: str) -> None:
     layer = layer_for(method)
-    overlay, summary, npy = client.predict(
-        handle_file(str(paths[0])), "predicted", method, layer, api_name="/explain"
-    )
+    overlay, summary, npy = client.predict(handle_file(str(paths[0])), "predicted", method, layer, api_name="/explain")
     direct_picture, direct_summary, direct_npy = app.explain_api(str(paths[0]), "predicted", method, layer)
     assert summary == direct_summary  # the served answer is the library's answer, number for number
     assert np.array_equal(np.load(npy), np.load(direct_npy))
@@ -66,8 +64,9 @@ def test_every_method_through_the_api(app: ModuleType, client: Client, paths: li
 def test_targets_and_layers(app: ModuleType, client: Client, paths: list[Path]) -> None:
     for name in app.MODEL.class_names:
         _, summary, npy = client.predict(handle_file(str(paths[3])), name, "gradcam", "conv1", api_name="/explain")
-        ref = explain(app.MODEL, paths[3], target=name, methods=("gradcam", "cam"),
-                      layer={"gradcam": "conv1", "cam": "conv3"})
+        ref = explain(
+            app.MODEL, paths[3], target=name, methods=("gradcam", "cam"), layer={"gradcam": "conv1", "cam": "conv3"}
+        )
         assert summary["target"] == name and summary["layer"] == "conv1"
         assert np.array_equal(np.load(npy), ref.maps["gradcam"])
 

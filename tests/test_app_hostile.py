@@ -39,8 +39,9 @@ def server(app: ModuleType) -> Iterator[tuple[str, Client]]:
         yield url, Client(url, verbose=False)
 
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
-                                       "ignore:.*(no_silent_downcasting|copy keyword).*")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning", "ignore::FutureWarning", "ignore:.*(no_silent_downcasting|copy keyword).*"
+)
 
 _SUMMARIES: dict[str, dict[str, Any]] = {}
 
@@ -54,8 +55,11 @@ def expected_summary(app: ModuleType, case: Case) -> dict[str, Any]:
 
 def data_url_call(url: str, data: bytes) -> tuple[str, Any]:
     """POST to the /explain endpoint with the image as a data: URL; returns (event, payload)."""
-    image = {"path": None, "url": "data:application/octet-stream;base64," + base64.b64encode(data).decode(),
-             "meta": {"_type": "gradio.FileData"}}
+    image = {
+        "path": None,
+        "url": "data:application/octet-stream;base64," + base64.b64encode(data).decode(),
+        "meta": {"_type": "gradio.FileData"},
+    }
     r = httpx.post(f"{url}gradio_api/call/explain", json={"data": [image, "predicted", "cam", "conv3"]}, timeout=60)
     r.raise_for_status()
     event_id = r.json()["event_id"]
@@ -108,8 +112,9 @@ def test_gradio_client_upload(app: ModuleType, corpus: list[Case], server: tuple
             with pytest.raises(Exception, match=UPLOAD_LIMIT):
                 client.predict(handle_file(str(case.path)), "predicted", "cam", "conv3", api_name="/explain")
         elif case.expect == "ok":
-            _, summary, _ = client.predict(handle_file(str(case.path)), "predicted", "cam", "conv3",
-                                           api_name="/explain")
+            _, summary, _ = client.predict(
+                handle_file(str(case.path)), "predicted", "cam", "conv3", api_name="/explain"
+            )
             assert summary == expected_summary(app, case), case.name
         else:
             with pytest.raises(AppError) as info:

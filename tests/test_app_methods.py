@@ -57,15 +57,21 @@ def session(app: ModuleType, path: Path, layer: str = "conv3") -> Any:
     return app.on_explain(str(path), DEFAULTS[0], layer, *DEFAULTS[2:], None)[-1]
 
 
-def methods(app: ModuleType, path: Path, state: Any, target: str = "Predicted class", layer: str = "conv3",
-            opened: bool = True) -> tuple[Any, ...]:
+def methods(
+    app: ModuleType, path: Path, state: Any, target: str = "Predicted class", layer: str = "conv3", opened: bool = True
+) -> tuple[Any, ...]:
     return app.on_methods_view(str(path), target, layer, 0.5, "jet", opened, state)
 
 
 def every_method(app: ModuleType, path: Path, layer: str) -> Any:
     """The library's own answer: every method in one call (CAM at conv3), every class."""
-    return explain(app.MODEL, path, methods=list(METHODS), layer={m: "conv3" if m == "cam" else layer for m in METHODS},
-                   all_classes=True)
+    return explain(
+        app.MODEL,
+        path,
+        methods=list(METHODS),
+        layer={m: "conv3" if m == "cam" else layer for m in METHODS},
+        all_classes=True,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ Methods
@@ -112,8 +118,9 @@ def test_methods_at_the_gap_layer_equal_cam_as_stated(app: ModuleType, paths: li
 def test_methods_part_ways_at_conv1(app: ModuleType, paths: list[Path]) -> None:
     state = session(app, paths[3], "conv1")
     gallery, matrix, statement, state = methods(app, paths[3], state, layer="conv1")
-    tiles = app.render_methods(app.methods_explanation(state, "conv1").for_target("predicted"), "conv1", 0.5,
-                               "jet").tiles
+    tiles = app.render_methods(
+        app.methods_explanation(state, "conv1").for_target("predicted"), "conv1", 0.5, "jet"
+    ).tiles
     assert tiles[0][1] == "CAM (2016), only at conv3" and "CAM (conv3)" in matrix and len(gallery) == len(METHODS)
     ref = every_method(app, paths[3], "conv1").for_target("predicted")
     equal = [m for m in CHEAP if m != "cam" and equal_up_to_positive_scale(ref.maps[m], ref.maps["cam"])]
@@ -121,8 +128,9 @@ def test_methods_part_ways_at_conv1(app: ModuleType, paths: list[Path]) -> None:
     assert statement.startswith("**At conv1 the methods part ways.**") and "none of the methods" in statement
     for m in ("gradcam", "hirescam"):
         assert tiles[list(METHODS).index(m)][1] == f"{app.method_title(m)}, conv1"
-    assert np.array_equal(app.methods_explanation(state, "conv1").for_target("predicted").maps["hirescam"],
-                          ref.maps["hirescam"])
+    assert np.array_equal(
+        app.methods_explanation(state, "conv1").for_target("predicted").maps["hirescam"], ref.maps["hirescam"]
+    )
 
 
 def test_methods_run_only_when_the_tab_is_open_and_then_only_re_render(
@@ -174,16 +182,16 @@ def test_scorecam_on_request_with_progress(app: ModuleType, paths: list[Path], c
 # ------------------------------------------------------------------------------------------------ Faithfulness
 
 
-def test_faithfulness_numbers_are_the_library_s(app: ModuleType, paths: list[Path],
-                                                 calls: list[tuple[str, Any]]) -> None:
+def test_faithfulness_numbers_are_the_library_s(
+    app: ModuleType, paths: list[Path], calls: list[tuple[str, Any]]
+) -> None:
     state = session(app, paths[1])
     ticks: list[tuple[int, int]] = []
 
     def progress(value: tuple[int, int], desc: str | None = None, unit: str = "steps") -> None:
         ticks.append(value)
 
-    plot, table, note, state = app.on_faithfulness(str(paths[1]), "rudo", "conv3", ["gradcam", "cam"], state,
-                                                   progress)
+    plot, table, note, state = app.on_faithfulness(str(paths[1]), "rudo", "conv3", ["gradcam", "cam"], state, progress)
     assert ticks[-1] == (app.faithfulness_passes(3), app.faithfulness_passes(3))  # cam, gradcam, random
     ref = explain(app.MODEL, paths[1], methods=("cam", "gradcam"), target="rudo")
     f = evaluate_maps(app.MODEL, paths[1], ref.maps, "rudo", n_steps=STEPS, random_seed=0)

@@ -24,8 +24,15 @@ from tests.test_app import launched, load_app
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")]
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 TIMEOUT_MS = 60_000
 
@@ -64,7 +71,10 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user-data-dir
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=ARGS, headless=True,
+            str(profile),
+            executable_path=CHROMIUM,
+            args=ARGS,
+            headless=True,
             viewport={"width": 1400, "height": 1000},
         )
         pg = context.new_page()
@@ -101,18 +111,21 @@ def wait_fresh(page: Any, selector: str, before: list[str]) -> list[str]:
             const s = [...document.querySelectorAll(sel + ' img')].map(e => e.currentSrc || e.src);
             return s.length > 0 && s.every(x => x) && JSON.stringify(s) !== JSON.stringify(old);
         }""",
-        arg=[selector, before], timeout=TIMEOUT_MS,
+        arg=[selector, before],
+        timeout=TIMEOUT_MS,
     )
     page.wait_for_function(  # and fully loaded, so screenshots show them
         "sel => [...document.querySelectorAll(sel + ' img')].every(e => e.complete && e.naturalWidth > 0)",
-        arg=selector, timeout=TIMEOUT_MS,
+        arg=selector,
+        timeout=TIMEOUT_MS,
     )
     return srcs(page, selector)
 
 
 def wait_text(page: Any, selector: str, text: str) -> None:
     page.wait_for_function(
-        "([sel, t]) => (document.querySelector(sel)?.innerText || '').includes(t)", arg=[selector, text],
+        "([sel, t]) => (document.querySelector(sel)?.innerText || '').includes(t)",
+        arg=[selector, text],
         timeout=TIMEOUT_MS,
     )
 
