@@ -1420,38 +1420,32 @@ class Outputs:
         return [self.components[f] for f in OUTPUT_NAMES]
 
 
-def build_cam_tab(out: dict[str, gr.components.Component]) -> None:
-    gr.Markdown("CAM of `conv3` over the photo (drag the slider), and the raw map with its value range.")
-    out["cam_note"] = gr.Markdown(elem_id="cam-note", elem_classes="cam-note")
+def build_map_tab(out: dict[str, gr.components.Component], method: str, name: str, intro: str) -> None:
+    """The CAM and Grad-CAM tabs: photo-vs-overlay slider and the raw map with its colour bar."""
+    gr.Markdown(intro)
+    out[f"{method}_note"] = gr.Markdown(elem_id=f"{method}-note", elem_classes="cam-note")
     with gr.Row():
-        out["cam_slider"] = gr.ImageSlider(
-            label="Photo ↔ CAM overlay", format="jpeg", elem_id="cam-slider", max_height=520, scale=3
+        out[f"{method}_slider"] = gr.ImageSlider(
+            label=f"Photo ↔ {name} overlay", format="jpeg", elem_id=f"{method}-slider", max_height=520, scale=3
         )
-        out["cam_heatmap"] = gr.Image(
-            label="Raw CAM map",
+        out[f"{method}_heatmap"] = gr.Image(
+            label=f"Raw {name} map",
             show_label=False,
             format="png",
-            elem_id="cam-heatmap",
+            elem_id=f"{method}-heatmap",
             interactive=False,
             scale=2,
         )
+
+
+def build_cam_tab(out: dict[str, gr.components.Component]) -> None:
+    intro = "CAM of `conv3` over the photo (drag the slider), and the raw map with its value range."
+    build_map_tab(out, "cam", "CAM", intro)
 
 
 def build_gradcam_tab(out: dict[str, gr.components.Component]) -> None:
-    gr.Markdown("Grad-CAM at the layer chosen on the left (`conv3` is the CAM layer: there Grad-CAM equals CAM).")
-    out["gradcam_note"] = gr.Markdown(elem_id="gradcam-note", elem_classes="cam-note")
-    with gr.Row():
-        out["gradcam_slider"] = gr.ImageSlider(
-            label="Photo ↔ Grad-CAM overlay", format="jpeg", elem_id="gradcam-slider", max_height=520, scale=3
-        )
-        out["gradcam_heatmap"] = gr.Image(
-            label="Raw Grad-CAM map",
-            show_label=False,
-            format="png",
-            elem_id="gradcam-heatmap",
-            interactive=False,
-            scale=2,
-        )
+    intro = "Grad-CAM at the layer chosen on the left (`conv3` is the CAM layer: there Grad-CAM equals CAM)."
+    build_map_tab(out, "gradcam", "Grad-CAM", intro)
 
 
 def build_compare_tab(out: dict[str, gr.components.Component]) -> None:

@@ -316,6 +316,30 @@ def evaluate_maps(
     return ImageFaithfulness(target_index=index, probability=float(p_full), scores=scores)
 
 
+def _single_curve(
+    model: CamModel,
+    image: ImageSource | torch.Tensor,
+    saliency: np.ndarray,
+    target: Target,
+    kind: Literal["deletion", "insertion"],
+    n_steps: int,
+    baseline: Baseline,
+    batch_size: int,
+) -> Curve:
+    """One curve of one map: n_steps + 1 forward passes, none spent on the other curve."""
+    x = _as_input(image)  # (1, 3, H, W)
+    n_pixels = int(x.shape[-2] * x.shape[-1])
+    counts = step_counts(n_pixels, n_steps)
+    m = _check_map(saliency, x)
+    scorer = _Scorer(model, _resolve(model, x, target), batch_size)
+    base = baseline_image(x, baseline)
+    p_full, p_base = scorer.probabilities(torch.cat([x, base]))
+    insertion = kind == "insertion"
+    interior = _interior_curve(scorer, x, base, m, counts, insertion=insertion)
+    probs = np.r_[p_base, interior, p_full] if insertion else np.r_[p_full, interior, p_base]
+    return Curve(kind, baseline, counts / n_pixels, probs)
+
+
 def deletion_curve(
     model: CamModel,
     image: ImageSource | torch.Tensor,
@@ -327,17 +351,7 @@ def deletion_curve(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Curve:
     """The deletion curve of one map: the most salient pixels first replaced by ``baseline``."""
-    r = evaluate_maps(
-        model,
-        image,
-        {"map": saliency},
-        target,
-        n_steps=n_steps,
-        deletion_baseline=baseline,
-        random_seed=None,
-        batch_size=batch_size,
-    )
-    return r.scores["map"].deletion
+    return _single_curve(model, image, saliency, target, "deletion", n_steps, baseline, batch_size)
 
 
 def insertion_curve(
@@ -351,17 +365,7 @@ def insertion_curve(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Curve:
     """The insertion curve of one map: the most salient pixels first restored onto ``baseline``."""
-    r = evaluate_maps(
-        model,
-        image,
-        {"map": saliency},
-        target,
-        n_steps=n_steps,
-        insertion_baseline=baseline,
-        random_seed=None,
-        batch_size=batch_size,
-    )
-    return r.scores["map"].insertion
+    return _single_curve(model, image, saliency, target, "insertion", n_steps, baseline, batch_size)
 
 
 def faithfulness_summary(

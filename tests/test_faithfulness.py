@@ -246,3 +246,15 @@ def test_summary_for_the_cli(fixture_model: CamModel, images: list[np.ndarray]) 
         assert 0.0 <= m["deletion_auc"] <= 1.0 and 0.0 <= m["average_drop"] <= 100.0
     with pytest.raises(ValueError, match="No images to evaluate; pass at least one image"):
         faithfulness_summary(fixture_model, [])
+
+
+def test_single_curves_equal_the_curves_of_evaluate_maps(linear_model: CamModel, image: torch.Tensor) -> None:
+    """deletion_curve / insertion_curve compute one curve each; they must match the shared computation."""
+    c = contributions(image)
+    both = evaluate_maps(linear_model, image, {"m": c}, 0, n_steps=6, random_seed=None).scores["m"]
+    dele = deletion_curve(linear_model, image, c, target=0, n_steps=6)
+    ins = insertion_curve(linear_model, image, c, target=0, n_steps=6)
+    for one, ref in ((dele, both.deletion), (ins, both.insertion)):
+        assert (one.kind, one.baseline) == (ref.kind, ref.baseline)
+        np.testing.assert_array_equal(one.fractions, ref.fractions)
+        np.testing.assert_allclose(one.probabilities, ref.probabilities, rtol=1e-12, atol=0)
