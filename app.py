@@ -108,8 +108,11 @@ MAX_UPLOAD_MB = 10
 MAX_FILE_SIZE = f"{MAX_UPLOAD_MB}mb"  # launch(max_file_size=...): larger uploads get HTTP 413
 MAX_DATA_URL_BYTES = MAX_UPLOAD_MB * 1024 * 1024  # the same limit for API calls that send a data: URL
 
-# Queue: every event that may run the network shares one concurrency group. Measured on 2 vCPUs
-# (benchmark in tests/test_concurrency.py, see the report): 2 workers give the best throughput.
+# Queue: every event that may run the network shares one concurrency group. Measured on 2 vCPUs with
+# 8 clients x 6 /explain calls: limit 1 / 2 / 4 gave 2.8-3.2 / 3.8 / 3.6 requests/s, so 2 workers.
+# Torch threads are left at torch's default (one per core, 2 here): `python -m benchmarks.run --only P7T`
+# measured 3.53 requests/s with 2 threads against 3.17 with OMP_NUM_THREADS=1 under the same load
+# (benchmarks/README.md), and 2 threads also halve a lone request's latency (P1: 28.5 vs 52.2 ms).
 CONCURRENCY_ID = "cam-model"
 CONCURRENCY_LIMIT = 2
 QUEUE_MAX_SIZE = 64  # waiting jobs beyond this get Gradio's "Queue is full" at once

@@ -195,7 +195,7 @@ def explain_batch(
     loaded = [load_image(im) for im in images]
     if not loaded:
         return []
-    x = torch.cat([im.tensor() for im in loaded])  # (B, 3, 256, 256)
+    x = loaded[0].tensor() if len(loaded) == 1 else torch.cat([im.tensor() for im in loaded])  # (B, 3, 256, 256)
     if not isinstance(target, str) or target.strip().lower() not in ("predicted", "pred", "top", ""):
         fixed_target: int | None = resolve_target(target, class_names)
     else:
