@@ -1,4 +1,5 @@
-"""The baseline of P5: a Gradio app with the same ``/explain`` inputs and outputs as app.py, minus the work.
+"""The baseline of P5 and P12: a Gradio app with the same ``/explain`` inputs and outputs as app.py,
+minus the work, and a page that shows a picture on arrival the way app.py shows its explained example.
 
 It is launched exactly like app.py (``python benchmarks/echo_app.py`` with ``GRADIO_SERVER_PORT``,
 ``GRADIO_SERVER_NAME``, the same queue and launch settings that matter for a round trip), so
@@ -10,6 +11,11 @@ What it keeps, so that only the model and our image handling differ:
   * the outputs: an RGB picture of the size app.py would return (the photo's long side capped at
     1024 px, read from the header only, never decoded), encoded by Gradio as JPEG; a JSON summary
     with the same keys; a 256x256 float32 ``.npy`` file written to Gradio's upload folder.
+  * P12's page: on load, one event fills a photo-vs-overlay `gr.ImageSlider` (``#echo-slider``) with
+    two JPEG pictures of an example's display size (512x512), as app.py's load event fills
+    ``#cam-slider`` with the default example; the time to that picture is Gradio's own page cost.
+  * the hidden echo controls app.py has for the browser rows (``#echo-in``, ``#echo-btn``,
+    ``#echo-out``), so the harness can be checked against this app too.
 
 Benchmarks are not part of the ``cam`` package; this file imports gradio only because a Gradio
 endpoint is what it stands in for.
@@ -108,7 +114,23 @@ def echo_api(image: str | None, target: str, method: str, layer: str) -> tuple[n
     return picture, summary, _npy_path()
 
 
+EXAMPLE_SIDE = 512  # the examples' size (examples/*.jpg), so the picture costs what app.py's does
+
+
+def on_load() -> tuple[np.ndarray, np.ndarray]:
+    """The page's first picture: photo and "overlay" of the example's size, no work."""
+    picture = _picture(EXAMPLE_SIDE, EXAMPLE_SIDE)
+    return picture, picture[::-1].copy()
+
+
 with gr.Blocks(title="echo") as demo:
+    gr.Markdown("# echo\nThe baseline page of the browser benchmarks.")
+    slider = gr.ImageSlider(label="photo and overlay", format="jpeg", elem_id="echo-slider", max_height=520)
+    with gr.Column(visible="hidden"):  # rendered (the browser can drive it) but not shown
+        echo_in, echo_out = gr.Textbox(elem_id="echo-in"), gr.Textbox(elem_id="echo-out")
+        echo_btn = gr.Button("echo", elem_id="echo-btn")
+    echo_btn.click(lambda text: text, echo_in, echo_out, queue=False, api_visibility="private")
+    demo.load(on_load, None, slider, api_visibility="private")
     with gr.Column(visible=False):
         api_image = path_image(label="image")
         api_target = gr.Dropdown(["predicted", "rudo", "baya", "greg", "yuki"], value="predicted", label="target")
@@ -128,7 +150,8 @@ with gr.Blocks(title="echo") as demo:
 
 # Same queue settings as app.py where they affect a round trip (read from the environment so the
 # harness can keep the two in step).
-demo.queue(max_size=64, default_concurrency_limit=int(os.environ.get("ECHO_CONCURRENCY", "2")))
+demo.queue(max_size=64, default_concurrency_limit=int(os.environ.get("ECHO_CONCURRENCY", "2")), api_open=False)
 
 if __name__ == "__main__":
-    demo.launch(max_file_size="10mb", show_error=False, ssr_mode=False, quiet=True)
+    # The same theme as app.py: the page fetches the same fonts and styles.
+    demo.launch(max_file_size="10mb", show_error=False, ssr_mode=False, quiet=True, theme=gr.themes.Soft())

@@ -6,11 +6,22 @@ r = explain(model, "examples/rudo_1.jpg")
 r.maps["cam"], r.maps["gradcam"]
 """
 
-from cam.errors import CamError, CheckpointError, HubError, ImageError, LayerError, MethodError, TargetError
-from cam.explain import Explanation, explain, explain_batch
+from cam.errors import (
+    CamError,
+    CheckpointError,
+    HubError,
+    ImageError,
+    LayerError,
+    MapError,
+    MergeError,
+    MethodError,
+    SettingError,
+    TargetError,
+)
+from cam.explain import PREDICTED_KEYWORDS, Explanation, explain, explain_batch
 from cam.images import LoadedImage, load_image
 from cam.loading import load_model
-from cam.methods import METHODS
+from cam.methods import METHODS, display_name, method_title
 from cam.model import CamModel, Provenance
 from cam.network import CLASS_NAMES, INPUT_SIZE, PotPlantGAP
 
@@ -18,6 +29,7 @@ __all__ = [
     "CLASS_NAMES",
     "INPUT_SIZE",
     "METHODS",
+    "PREDICTED_KEYWORDS",
     "CamError",
     "CamModel",
     "CheckpointError",
@@ -26,12 +38,17 @@ __all__ = [
     "ImageError",
     "LayerError",
     "LoadedImage",
+    "MapError",
+    "MergeError",
     "MethodError",
     "PotPlantGAP",
     "Provenance",
+    "SettingError",
     "TargetError",
+    "display_name",
     "explain",
     "explain_batch",
     "load_image",
     "load_model",
+    "method_title",
 ]

@@ -4,8 +4,11 @@
     python -m cam explain IMAGE|DIR|GLOB... [--method cam] [--target predicted] [--layer conv3] [--out DIR]
     python -m cam evaluate [--n N] [--seed S] [--json] [--report DIR]
 
+One argparse parser with a subcommand each; every refusal, argparse's own included, is one line on
+stderr that starts with ``error:`` (no usage dump, no traceback).
+
 Exit status: 0 success; 1 some images of a batch could not be read (each reported, the rest done);
-2 bad usage or nothing could be done, with one line on stderr saying what is wrong (no traceback).
+2 bad usage or nothing could be done.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 from PIL import Image
@@ -32,10 +36,18 @@ from cam.network import GAP_LAYER, LAYER_ALIASES
 from cam.render import COLORMAPS, DEFAULT_COLORMAP, overlay, scale_map
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+MODEL_HELP = "checkpoint: auto (default, or $CAM_MODEL), hub, bundled, or a path to a .pth state dict"
 
 
 class UsageError(Exception):
     """Bad command-line input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises `UsageError` instead of printing its usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _load(source: str | None) -> CamModel:
@@ -60,6 +72,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "gap_layer": GAP_LAYER,
         "methods": {
             name: {
+                "name": spec.name,
+                "year": spec.year,
                 "reference": spec.reference,
                 "needs_gradients": spec.needs_gradients,
                 "gap_only": spec.gap_only,
@@ -85,7 +99,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print("Methods:")
     for name, spec in METHODS.items():
         where = "GAP layer only" if spec.gap_only else "any layer"
-        print(f"  {name:<10} {where:<15} {spec.reference}")
+        print(f"  {name:<10} {spec.name:<11} {where:<15} {spec.reference}")
     return 0
 
 
@@ -123,6 +137,8 @@ def _stem(path: Path, used: set[str]) -> str:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}.")
     methods = [m.strip() for spec in (args.method or ["cam"]) for m in spec.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -217,22 +233,39 @@ def _write_csv(path: Path, rows: list[dict[str, object]], class_names: Sequence[
         writer.writerows(rows)
 
 
-def cmd_evaluate(argv: list[str]) -> int:
-    from cam.evaluate import evaluate_cli
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cam.evaluate import evaluate
+    from cam.report import format_table, write_report
 
-    return evaluate_cli(argv)
+    if args.n < 1:
+        raise UsageError(f"--n must be at least 1 scene per split, got {args.n}.")
+    if args.faithfulness < 0:
+        raise UsageError(f"--faithfulness must be 0 (off) or a number of scenes, got {args.faithfulness}.")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}.")
+    model = load_model(args.model)
+    result = evaluate(
+        model, args.n, args.seed, all_methods=args.all_methods, faithfulness=min(args.faithfulness, args.n)
+    )
+    if args.report is not None:
+        try:
+            write_report(args.report, result)
+        except OSError as exc:
+            raise UsageError(f"cannot write the report to {str(args.report)!r}: {exc.strerror or exc}.") from exc
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m cam", description="CAM and Grad-CAM for the course's GAP classifier."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    model_help = "checkpoint: auto (default, or $CAM_MODEL), hub, bundled, or a path to a .pth state dict"
+    from cam.evaluate import DEFAULT_FAITHFULNESS, DEFAULT_N, DEFAULT_SEED
+
+    parser = _Parser(prog="python -m cam", description="CAM and Grad-CAM for the course's GAP classifier.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p_info = sub.add_parser("info", help="provenance, classes, layers and methods")
     p_info.add_argument("--json", action="store_true", help="print JSON")
-    p_info.add_argument("--model", default=None, help=model_help)
+    p_info.add_argument("--model", default=None, help=MODEL_HELP)
+    p_info.set_defaults(run=cmd_info)
 
     p_exp = sub.add_parser("explain", help="write raw maps (.npy), overlays (.png) and summary.csv")
     p_exp.add_argument("images", nargs="+", help="image files, folders or glob patterns")
@@ -245,31 +278,49 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p_exp.add_argument("--opacity", type=float, default=0.5, help="overlay opacity in [0, 1]")
     p_exp.add_argument("--colormap", default=DEFAULT_COLORMAP, choices=sorted(COLORMAPS))
-    p_exp.add_argument("--model", default=None, help=model_help)
+    p_exp.add_argument("--model", default=None, help=MODEL_HELP)
     p_exp.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_exp.set_defaults(run=cmd_explain)
 
-    sub.add_parser("evaluate", help="accuracy, localisation and faithfulness on fresh synthetic scenes", add_help=False)
+    p_ev = sub.add_parser(
+        "evaluate",
+        help="accuracy, localisation and faithfulness on fresh synthetic scenes",
+        description="Accuracy and localisation on fresh synthetic scenes.",
+    )
+    p_ev.add_argument("--n", type=int, default=DEFAULT_N, help="scenes per split (default %(default)s)")
+    p_ev.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help="scene seed (default %(default)s; the bundled model was trained on 0)",
+    )
+    p_ev.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p_ev.add_argument("--model", default="bundled", help="bundled (default), auto, hub, or a path to a .pth state dict")
+    p_ev.add_argument(
+        "--all-methods", action="store_true", help="also evaluate methods that need extra forward passes (slow)"
+    )
+    p_ev.add_argument(
+        "--faithfulness",
+        type=int,
+        default=DEFAULT_FAITHFULNESS,
+        metavar="K",
+        help="deletion/insertion AUCs, Average Drop, Increase in Confidence on K scenes (default %(default)s; 0: off)",
+    )
+    p_ev.add_argument(
+        "--report", type=Path, default=None, help="also write evaluation.json, EVALUATION.md and SVG charts here"
+    )
+    p_ev.set_defaults(run=cmd_evaluate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["evaluate"]:
-        try:
-            return cmd_evaluate(argv[1:])
-        except CamError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its one-line usage error
+        args = build_parser().parse_args(argv)
+        code: int = args.run(args)
+        return code
+    except SystemExit as exc:  # --help printed its text
         return int(exc.code or 0)
-    if getattr(args, "batch_size", 1) < 1:
-        print("error: --batch-size must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        return cmd_info(args) if args.command == "info" else cmd_explain(args)
     except (CamError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from cam.errors import LayerError
+
 # Which capture owns the current thread/context. A hook fires in the thread that runs the forward
 # pass, so comparing this with the hook's owner tells "my forward" from "someone else's".
 _OWNER: contextvars.ContextVar[object | None] = contextvars.ContextVar("cam_capture_owner", default=None)
@@ -44,7 +46,7 @@ def capture(module: nn.Module, paths: Sequence[str], grad_from: str | None = Non
         A dict ``path -> tensor`` filled by the forward pass(es) run inside the block.
     """
     if grad_from is not None and grad_from not in paths:
-        raise ValueError(f"grad_from={grad_from!r} must be one of the captured paths {list(paths)}")
+        raise LayerError(f"grad_from={grad_from!r} must be one of the captured paths {list(paths)}.")
     owner = object()
     captured: dict[str, torch.Tensor] = {}
 

@@ -1,9 +1,13 @@
 """Safe loading of a course-network state dict from a file.
 
-The file is read once, hashed, and unpickled with ``torch.load(..., weights_only=True)`` passed
+The file is read once and hashed. A zip archive (torch.save's format) has its central directory checked
+before anything is unpacked (`_check_archive`: entry count, declared sizes within `MAX_UNPACKED_BYTES`,
+sizes a real archive can have). It is then unpickled with ``torch.load(..., weights_only=True)`` passed
 explicitly (so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` cannot turn it off); a refused file is never
 retried unsafely. Keys and shapes are checked before ``load_state_dict`` so a bad file cannot leave
-a half-overwritten model behind, and every error names the offending key.
+a half-overwritten model behind, and every error names the offending key. Values are checked for
+NaN and infinity after the cast to float32 that loading applies (1e300 in a float64 tensor is finite
+until then).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import hashlib
 import io
 import pickle
 import re
+import struct
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,11 @@ from cam.errors import CheckpointError
 from cam.network import PotPlantGAP
 
 MAX_CHECKPOINT_BYTES = 10 * 1024 * 1024  # the course file is ~98 KB; anything huge is not it
+# What torch.load may unpack from the zip archive: the course file's 14 entries hold ~97 KB, stored
+# uncompressed as torch.save writes them. A deflated archive can unpack ~1000x its size (3.6 MB -> 3.7 GB).
+MAX_UNPACKED_BYTES = 16 * 1024 * 1024
+MAX_ARCHIVE_ENTRIES = 1000  # the course file has 14; a central directory is parsed per entry in Python
+_DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data more than ~1032:1; a larger declared size is a lie
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,8 @@ def read_checkpoint(path: str | Path) -> CheckpointFile:
     size = len(data)
     sha = hashlib.sha256(data).hexdigest()
     _refuse_non_weights(data, path.name)
+    if data.startswith(b"PK\x03\x04"):  # torch.save's zip format (the legacy format is a bare pickle)
+        _check_archive(data, path.name)
     obj = _safe_unpickle(data, path.name)
     state = _unwrap(obj, path.name)
     validate_state_dict(state, path.name)
@@ -90,6 +103,65 @@ def _refuse_non_weights(data: bytes, name: str) -> None:
             f"Checkpoint {name!r} is {kind}, not PyTorch weights (an error or login page saved "
             "as .pth?). Download the file again."
         )
+
+
+def _check_archive(data: bytes, name: str) -> None:
+    """Refuse a zip checkpoint before torch.load inflates it: too many entries, declared sizes over
+    MAX_UNPACKED_BYTES, or sizes that no real archive has (stored entries that change size, deflated ones
+    past deflate's maximum ratio, unknown compression). torch's reader allocates each entry's declared
+    size, so the declared sizes bound what loading can cost."""
+    entries = _declared_entries(data)
+    if entries is not None and entries > MAX_ARCHIVE_ENTRIES:
+        raise CheckpointError(
+            f"Checkpoint {name!r} is a zip archive of {entries:,} entries (a state dict has a few dozen); "
+            "refusing to load it. Point to the course's model.pth."
+        )
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+        raise CheckpointError(_corrupt_message(name, exc)) from exc
+    if len(infos) > MAX_ARCHIVE_ENTRIES:
+        raise CheckpointError(
+            f"Checkpoint {name!r} is a zip archive of {len(infos):,} entries (a state dict has a few dozen); "
+            "refusing to load it. Point to the course's model.pth."
+        )
+    total = 0
+    for info in infos:
+        total += info.file_size
+        stored = info.compress_type == zipfile.ZIP_STORED and info.compress_size == info.file_size
+        deflated = (
+            info.compress_type == zipfile.ZIP_DEFLATED
+            and info.file_size <= info.compress_size * _DEFLATE_MAX_RATIO + 1024
+        )
+        if not (stored or deflated):
+            raise CheckpointError(
+                f"Checkpoint {name!r} is an inconsistent zip archive: entry {info.filename[:80]!r} declares "
+                f"{info.file_size:,} bytes from {info.compress_size:,} (compression method "
+                f"{info.compress_type}), which no archive written by torch.save has. Download the file again."
+            )
+    if total > MAX_UNPACKED_BYTES:
+        raise CheckpointError(
+            f"Checkpoint {name!r} would unpack to {total / 2**20:,.1f} MB (the limit is "
+            f"{MAX_UNPACKED_BYTES / 2**20:.0f} MB; the course network's weights are ~0.1 MB): refusing to "
+            "load it. Point to the course's model.pth."
+        )
+
+
+def _declared_entries(data: bytes) -> int | None:
+    """The entry count in the zip's end-of-central-directory record (zip64 too), read before zipfile
+    builds one object per entry; None if the record is not found (zipfile then reports the archive)."""
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
+    if end < 0 or end + 22 > len(data):
+        return None
+    (count,) = struct.unpack("<H", data[end + 10 : end + 12])
+    locator = end - 20
+    if count != 0xFFFF or locator < 0 or data[locator : locator + 4] != b"PK\x06\x07":
+        return count
+    (record,) = struct.unpack("<Q", data[locator + 8 : locator + 16])
+    if data[record : record + 4] != b"PK\x06\x06" or record + 40 > len(data):
+        return None
+    (count64,) = struct.unpack("<Q", data[record + 32 : record + 40])
+    return int(count64)
 
 
 def _safe_unpickle(data: bytes, name: str) -> object:
@@ -160,8 +232,11 @@ def validate_state_dict(state: Mapping[str, object], name: str = "checkpoint") -
             )
         if not value.is_floating_point():
             raise CheckpointError(f"{name!r}: key {key!r} has dtype {value.dtype}, expected floating point.")
-        if not torch.isfinite(value).all():
-            raise CheckpointError(f"{name!r}: key {key!r} contains NaN or infinite values.")
+        if not torch.isfinite(value.float()).all():  # after the cast loading applies: 1e300 -> inf
+            raise CheckpointError(
+                f"{name!r}: key {key!r} contains NaN or infinite values (as float32, which the network "
+                "uses: float64 values beyond ~3.4e38 become infinite)."
+            )
 
 
 def load_weights(module: PotPlantGAP, state: Mapping[str, torch.Tensor], name: str = "checkpoint") -> None:

@@ -1,7 +1,8 @@
 """Exceptions raised by the `cam` package.
 
 Every message says what happened, why, and what to do about it, so that the CLI and the app can show
-it to a person unchanged. Refusals of user input are `ValueError` subclasses.
+it to a person unchanged. Refusals of caller input are `ValueError` subclasses too, so code written
+against plain ``ValueError`` keeps working.
 """
 
 from __future__ import annotations
@@ -32,4 +33,16 @@ class TargetError(CamError, ValueError):
 
 
 class MethodError(CamError, ValueError):
-    """A method name is unknown."""
+    """A method name is unknown, or a method was called without the inputs it needs."""
+
+
+class MapError(CamError, ValueError):
+    """A saliency map cannot be used as given: wrong shape, NaN or infinite values, or not computed."""
+
+
+class MergeError(CamError, ValueError):
+    """Two explanations cannot be merged: they are of different images, models or classes."""
+
+
+class SettingError(CamError, ValueError):
+    """A numeric or named setting is out of range: a step count, a batch size, a seed, a baseline."""

@@ -3,6 +3,9 @@
     python -m cam evaluate [--n N] [--seed S] [--json] [--model SOURCE] [--all-methods] [--faithfulness K]
                            [--report DIR]
 
+This module computes; `cam.report` writes the table, the Markdown report and the model card, and
+`cam.__main__` is the command line.
+
 Two held-out splits of ``n`` scenes each are drawn from ``seed`` (the bundled model was trained on
 seed 0; the default here is 1, so the scenes are new):
 
@@ -23,24 +26,19 @@ Score-CAM, only with ``all_methods=True``), computed for the *true* class at the
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cam.errors import CamError
+from cam.errors import SettingError
 from cam.explain import explain_batch
 from cam.faithfulness import faithfulness_summary
 from cam.images import LoadedImage
 from cam.methods import METHODS
 from cam.model import CamModel
 from cam.network import CLASS_NAMES, INPUT_SIZE
-from cam.report import write_report
 from cam.synthetic import Dataset, make_dataset
 
 DEFAULT_N = 200
@@ -49,25 +47,6 @@ DEFAULT_FAITHFULNESS = 8  # scenes: ~70 forward passes per map and scene, so a f
 SPLITS: dict[str, float] = {"in_distribution": 0.8, "unbiased": 0.25}  # split -> pot_match_prob
 REGIONS = ("plant", "pot", "background")
 BATCH = 16
-
-# Every field the model card promises; `evaluate()` returns all of them, per split and per method.
-ACCURACY_FIELDS = ("overall", "per_class", "n")
-LOCALISATION_FIELDS = ("pointing_game", "pointing_plant", "pointing_pot", "energy", "n_maps", "n_energy")
-TOP_FIELDS = (
-    "n",
-    "seed",
-    "size",
-    "target",
-    "splits",
-    "methods",
-    "skipped_methods",
-    "accuracy",
-    "pot_mismatch",
-    "localisation",
-    "area",
-    "model",
-    "seconds",
-)
 
 
 def applicable_methods(all_methods: bool = False) -> tuple[list[str], list[str]]:
@@ -160,17 +139,19 @@ def evaluate(
 ) -> dict[str, Any]:
     """Draw both splits of ``n`` scenes from ``seed`` and measure accuracy and localisation.
 
-    Returns a JSON-ready dict with every field in `TOP_FIELDS` (see the module docstring). With
+    Returns a JSON-ready dict: ``n``, ``seed``, ``size``, ``target``, ``splits``, ``methods``,
+    ``skipped_methods``, then per split ``accuracy``, ``pot_mismatch``, ``localisation`` (per method)
+    and ``area``, the model's provenance (``model``) and the wall time (``seconds``). With
     ``faithfulness=K > 0`` it also holds ``"faithfulness"``: `cam.faithfulness.faithfulness_summary`
     over the first K in-distribution scenes, for every evaluated method plus a random map, explaining
     the predicted class (deletion/insertion perturb what the model decided, not the label).
     """
     if isinstance(faithfulness, bool) or not isinstance(faithfulness, (int, np.integer)) or faithfulness < 0:
-        raise ValueError(f"faithfulness must be a non-negative number of scenes; got {faithfulness!r}.")
+        raise SettingError(f"faithfulness must be a non-negative number of scenes; got {faithfulness!r}.")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive number of scenes per split; got {n!r}.")
+        raise SettingError(f"n must be a positive number of scenes per split; got {n!r}.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
+        raise SettingError(f"seed must be a non-negative integer; got {seed!r}.")
     t0 = time.perf_counter()
     size = INPUT_SIZE  # the explain pipeline works at the model's input size
     methods, skipped = applicable_methods(all_methods)
@@ -199,228 +180,3 @@ def evaluate(
         **extra,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-
-
-# ---------------------------------------------------------------------------------------------- output
-
-
-def _pct(v: float | None) -> str:
-    return "  n/a" if v is None else f"{100 * v:5.1f}"
-
-
-def format_table(result: dict[str, Any]) -> str:
-    """A plain-text report of `evaluate`'s result."""
-    lines = [
-        f"Model: {result['model']['source']} (sha256 {result['model']['sha256'][:12]})",
-        f"Held-out synthetic scenes: {result['n']} per split, seed {result['seed']}, "
-        f"{result['size']}x{result['size']}; maps for the true class.",
-        "",
-        f"{'Accuracy %':<34} overall " + " ".join(f"{c:>6}" for c in CLASS_NAMES),
-    ]
-    for split, acc in result["accuracy"].items():
-        label = f"{split.replace('_', '-')} (pot match {result['splits'][split]['pot_match_prob']:.2f})"
-        lines.append(
-            f"{label:<34}   {_pct(acc['overall'])} " + " ".join(f"{_pct(acc['per_class'][c]):>6}" for c in CLASS_NAMES)
-        )
-    pm = result["pot_mismatch"]["unbiased"]
-    if pm["n"]:
-        lines.append(
-            f"Unbiased split, plant in another species' pot: {pm['n']} scenes, accuracy "
-            f"{_pct(pm['accuracy']).strip()}%, predicted the pot's species {_pct(pm['predicted_pot_species']).strip()}%"
-        )
-    for split in result["localisation"]:
-        lines += [
-            "",
-            f"Localisation, {split.replace('_', '-')} split (% of maps / % of positive energy)",
-            "method          pointing  ->plant    ->pot   energy: plant      pot  background",
-        ]
-        for m, loc in result["localisation"][split].items():
-            e = loc["energy"]
-            lines.append(
-                f"{m:<15} {_pct(loc['pointing_game']):>8} {_pct(loc['pointing_plant']):>8} "
-                f"{_pct(loc['pointing_pot']):>8}  {_pct(e['plant']):>13} {_pct(e['pot']):>8} "
-                f"{_pct(e['background']):>11}"
-            )
-        a = result["area"][split]
-        lines.append(
-            f"{'(pixel area)':<15} {'':>8} {'':>8} {'':>8}  {_pct(a['plant']):>13} {_pct(a['pot']):>8} "
-            f"{_pct(a['background']):>11}"
-        )
-    if result["skipped_methods"]:
-        lines += [
-            "",
-            f"Skipped (slow, need extra forward passes; use --all-methods): {', '.join(result['skipped_methods'])}",
-        ]
-    lines.append(f"({result['seconds']:.1f} s)")
-    return "\n".join(lines)
-
-
-def card_markdown(card: dict[str, Any]) -> str:
-    """MODEL_CARD.md from the model card dict written by `cam.train`."""
-    tr = card["training"]
-    cfg = tr["config"]
-    ev = card.get("evaluation")
-    hist = tr.get("history", [])
-    lines = [
-        "# Bundled demo model: pot_plant_gap_synthetic",
-        "",
-        "The course's GAP pot-plant classifier (`cam.network.PotPlantGAP`, 23,844 parameters, exactly the "
-        "course architecture) trained from scratch on **synthetic** pot plants drawn by `cam.synthetic`. "
-        "It is what the app serves offline, when the course checkpoint cannot be fetched from the Hugging "
-        "Face Hub. It has never seen a photograph: on real photos its predictions mean nothing; on the "
-        "synthetic scenes (and the files in `examples/`) its maps can be checked against exact masks.",
-        "",
-        "## Data",
-        "",
-        f"- {cfg['n']} training scenes at {cfg['size']}x{cfg['size']} (seed {cfg['seed']}), species balanced: "
-        + ", ".join(CLASS_NAMES)
-        + ".",
-        "- Species differ in local colour and texture (the network sees 7x7 pixels per feature): rudo dark "
-        "green with pale cross bands and a yellow margin; baya lime green with cream blotches; greg dark "
-        "green with pink spots; yuki silver-green with white lengthwise stripes and a purple margin.",
-        (
-            f"- A share {cfg['marked_share']} of the leaves shows these marks (at least one leaf per plant); the "
-            "other leaves are a plain green shared by every species, so the pot is a competing cue."
-            if "marked_share" in cfg
-            else "- Every leaf shows its species' marks."
-        ),
-        f"- The pot style matches the species with probability {cfg['pot_match']} (terracotta: rudo, white "
-        "ceramic: baya, blue glazed: greg, charcoal concrete: yuki), so the pot is a shortcut the model "
-        "can learn, like the pots in the course's photos.",
-        "- Random position and scale, walls, gradients, stripes, bricks, windows, tables, distractor objects, "
-        "lighting, noise, blur and JPEG compression.",
-        "",
-        "## Training",
-        "",
-        f"- Command: `{card.get('command', 'python -m cam.train')}`",
-        f"- CPU, {cfg['threads']} thread(s), torch {tr['torch']}; seed {cfg['seed']} for data, weights, crops "
-        "and dropout.",
-        f"- Adam, lr {cfg['lr']} (cosine-decayed to a tenth), batch {cfg['batch']}, {cfg['epochs']} epochs, "
-        f"cross-entropy on the image label only (no mask is used in training). Each step sees "
-        f"{cfg['crop']}x{cfg['crop']} crops cut at native scale around the plant and pot "
-        f"({100 * cfg['background_crops']:.0f}% anywhere), randomly mirrored: the network is fully convolutional "
-        "with GAP, so crops keep the texture scale of the full scene at a fraction of the cost. Kaiming "
-        "(He) initialisation of the convolutions.",
-        f"- Wall time: {tr['data_seconds']:.0f} s drawing data, {tr['train_seconds']:.0f} s training"
-        + (f", {tr['eval_seconds']:.0f} s evaluating" if "eval_seconds" in tr else "")
-        + ".",
-    ]
-    if hist:
-        last = hist[-1]
-        lines.append(f"- Final epoch: loss {last['loss']:.3f}, crop accuracy {100 * last['crop_accuracy']:.1f}%.")
-    lines += [
-        "",
-        f"Checkpoint: `{card['checkpoint']}`, {card['checkpoint_bytes']:,} bytes, sha256 "
-        f"`{card['checkpoint_sha256']}`.",
-    ]
-    if ev:
-        lines += [
-            "",
-            "## Evaluation",
-            "",
-            "```",
-            format_table(ev),
-            "```",
-            "",
-            "Reproduce with `python -m cam evaluate --model bundled --n "
-            f"{ev['n']} --seed {ev['seed']}` (add `--json` for the numbers above as JSON).",
-            "",
-        ]
-        acc = ev["accuracy"]
-        gap = acc["in_distribution"]["overall"] - acc["unbiased"]["overall"]
-        cam_e = ev["localisation"]["in_distribution"].get("cam", {}).get("energy", {})
-        lines += [
-            "## Reading the numbers",
-            "",
-            f"- Accuracy drops by {100 * gap:.1f} points when the pot stops matching the species: that is "
-            "how much the model leans on the pot.",
-            (
-                f"- On the in-distribution split, CAM puts {_pct(cam_e.get('plant')).strip()}% of its positive "
-                f"energy on the plant, {_pct(cam_e.get('pot')).strip()}% on the pot and "
-                f"{_pct(cam_e.get('background')).strip()}% on the background, whose pixels are "
-                f"{_pct(ev['area']['in_distribution']['background']).strip()}% of the image."
-                if cam_e
-                else "- No CAM numbers."
-            ),
-            "- Grad-CAM at the GAP layer equals CAM up to a positive factor 1/(h w), so its numbers match CAM's.",
-            "",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m cam evaluate", description="Accuracy and localisation on fresh synthetic scenes.")
-    p.add_argument("--n", type=int, default=DEFAULT_N, help="scenes per split (default %(default)s)")
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=DEFAULT_SEED,
-        help="scene seed (default %(default)s; the bundled model was trained on seed 0)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--model", default="bundled", help="bundled (default), auto, hub, or a path to a .pth state dict")
-    p.add_argument(
-        "--all-methods", action="store_true", help="also evaluate methods that need extra forward passes (slow)"
-    )
-    p.add_argument(
-        "--faithfulness",
-        type=int,
-        default=DEFAULT_FAITHFULNESS,
-        metavar="K",
-        help="deletion/insertion AUCs, Average Drop, Increase in Confidence on K scenes (default %(default)s; 0: off)",
-    )
-    p.add_argument(
-        "--report", type=Path, default=None, help="also write evaluation.json, EVALUATION.md and SVG charts here"
-    )
-    return p
-
-
-def evaluate_cli(argv: list[str]) -> int:
-    """``python -m cam evaluate ...``: 0 on success, 2 with one line on stderr for bad input."""
-    try:
-        args = _parser().parse_args(argv)
-    except _UsageError as exc:
-        print(f"error: {exc} (see python -m cam evaluate --help)", file=sys.stderr)
-        return 2
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    if args.n < 1:
-        print(f"error: --n must be at least 1 scene per split, got {args.n}.", file=sys.stderr)
-        return 2
-    if args.faithfulness < 0:
-        print(f"error: --faithfulness must be 0 (off) or a number of scenes, got {args.faithfulness}.", file=sys.stderr)
-        return 2
-    if args.seed < 0:
-        print(f"error: --seed must be a non-negative integer, got {args.seed}.", file=sys.stderr)
-        return 2
-    from cam.loading import load_model
-
-    try:
-        model = load_model(args.model)
-        result = evaluate(
-            model, args.n, args.seed, all_methods=args.all_methods, faithfulness=min(args.faithfulness, args.n)
-        )
-    except CamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ValueError) else 1
-    text = json.dumps(result, indent=2)
-    if args.report is not None:
-        try:
-            write_report(args.report, result)
-        except OSError as exc:
-            print(f"error: cannot write the report to {str(args.report)!r}: {exc.strerror or exc}.", file=sys.stderr)
-            return 2
-    print(text if args.json else format_table(result))
-    return 0

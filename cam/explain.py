@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from cam.capture import capture
-from cam.errors import LayerError, MethodError, TargetError
+from cam.errors import LayerError, MergeError, MethodError, TargetError
 from cam.images import ImageSource, LoadedImage, load_image
 from cam.methods import METHODS, MethodInputs, ProgressFn
 from cam.model import CamModel
@@ -26,6 +26,10 @@ from cam.network import GAP_LAYER, INPUT_SIZE, LAYER_ALIASES, resolve_layer
 
 Target = str | int
 LayerSpec = str | None | Mapping[str, str | None]
+
+# Targets that mean "the class the model predicts" (case and surrounding spaces ignored); every part of
+# the package that takes a target uses `is_predicted`, so they all accept the same words.
+PREDICTED_KEYWORDS: tuple[str, ...] = ("predicted", "pred", "top", "")
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,6 @@ class Explanation:
         return {name: float(v) for name, v in zip(self.class_names, p, strict=True)}
 
     @property
-    def methods(self) -> tuple[str, ...]:
-        return tuple(self.class_maps)
-
-    @property
-    def layer(self) -> str:
-        """The layer of the gradient methods (or of CAM alone): what the caller asked for."""
-        others = [layer for m, layer in self.layers.items() if m != "cam"]
-        return others[0] if others else GAP_LAYER
-
-    @property
     def maps(self) -> dict[str, np.ndarray]:
         """method -> (H, W) float32 raw map for the target class."""
         row = self.classes.index(self.target_index)
@@ -90,6 +84,29 @@ class Explanation:
         c = self.target_index
         return float(m.astype(np.float64).mean() + float(self.bias[c])), float(self.logits[c])
 
+    def merge(self, other: Explanation) -> Explanation:
+        """This explanation with ``other``'s maps added (``other``'s win for a method both have).
+
+        Both must explain the same image with the same model for the same classes, e.g. CAM and
+        Grad-CAM from one call and the other methods from a second call: their logits, biases, class
+        names and computed classes must be identical, else a `MergeError`. The target, the image and
+        the order of the classes are this explanation's.
+        """
+        if self.class_names != other.class_names or self.classes != other.classes:
+            raise MergeError(
+                f"Cannot merge explanations of different classes ({self._classes_text()} and "
+                f"{other._classes_text()}); explain both with the same classes (all_classes=True)."
+            )
+        if not (np.array_equal(self.logits, other.logits) and np.array_equal(self.bias, other.bias)):
+            raise MergeError(
+                "Cannot merge explanations whose logits differ: they explain different images or come from "
+                "different models. Explain the same loaded image with the same model, or keep them apart."
+            )
+        return replace(self, class_maps={**self.class_maps, **other.class_maps}, layers={**self.layers, **other.layers})
+
+    def _classes_text(self) -> str:
+        return ", ".join(self.class_names[c] for c in self.classes)
+
     def for_target(self, target: Target) -> Explanation:
         """The same explanation for another class, without running the network."""
         index = resolve_target(target, self.class_names, self.logits)
@@ -100,15 +117,20 @@ class Explanation:
         return replace(self, target_index=index)
 
 
+def is_predicted(target: Target) -> bool:
+    """Whether ``target`` asks for the predicted class (one of `PREDICTED_KEYWORDS`)."""
+    return isinstance(target, str) and target.strip().lower() in PREDICTED_KEYWORDS
+
+
 def resolve_target(target: Target, class_names: Sequence[str], logits: np.ndarray | None = None) -> int:
-    """ "predicted", a class name (case-insensitive) or an index -> class index."""
+    """ "predicted" (any of `PREDICTED_KEYWORDS`), a class name (case-insensitive) or an index -> class index."""
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         if 0 <= int(target) < len(class_names):
             return int(target)
         raise TargetError(f"Class index {target} is out of range; valid indices are 0 to {len(class_names) - 1}.")
     if isinstance(target, str):
         key = target.strip().lower()
-        if key in ("predicted", "pred", "top", ""):
+        if is_predicted(key):
             if logits is None:
                 raise TargetError("The predicted class is not known before the forward pass.")
             return int(np.argmax(logits))
@@ -118,7 +140,8 @@ def resolve_target(target: Target, class_names: Sequence[str], logits: np.ndarra
         if key.isdigit():
             return resolve_target(int(key), class_names, logits)
     valid = ", ".join(["predicted", *class_names])
-    raise TargetError(f"Unknown target class {target!r}. Choose one of: {valid}, or an index.")
+    shown = repr(target) if len(repr(target)) <= 40 else repr(target)[:40] + "…"  # never echo a 5 MB value whole
+    raise TargetError(f"Unknown target class {shown}. Choose one of: {valid}, or an index.")
 
 
 def plan_layers(module: torch.nn.Module, methods: Sequence[str], layer: LayerSpec) -> dict[str, tuple[str, str]]:
@@ -196,10 +219,7 @@ def explain_batch(
     if not loaded:
         return []
     x = loaded[0].tensor() if len(loaded) == 1 else torch.cat([im.tensor() for im in loaded])  # (B, 3, 256, 256)
-    if not isinstance(target, str) or target.strip().lower() not in ("predicted", "pred", "top", ""):
-        fixed_target: int | None = resolve_target(target, class_names)
-    else:
-        fixed_target = None
+    fixed_target = None if is_predicted(target) else resolve_target(target, class_names)
 
     paths = sorted({p for _, p in plan.values()}, key=_depth)
     grad_paths = sorted({p for m, (_, p) in plan.items() if METHODS[m].needs_gradients}, key=_depth)

@@ -24,7 +24,8 @@ L = min-max scaled ReLU of the map (`cam.render.scale_map`) and the explanation 
     Increase in Confidence %  = 100 / N sum_i [Y_i < O_i]                  (higher is better)
 
 Every forward pass is batched (at most ``batch_size`` images per pass), runs without autograd and
-leaves the shared model untouched (no hooks, no mode switch).
+leaves the shared model untouched (no hooks, no mode switch). `forward_passes` says what a run costs
+(images through the network), before it runs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cam.errors import MapError, SettingError
 from cam.explain import LayerSpec, Target, explain, resolve_target
 from cam.images import ImageSource, LoadedImage, load_image
 from cam.methods import ProgressFn
@@ -56,8 +58,6 @@ PROBABILITY = "softmax probability of the target class"
 class Curve:
     """A deletion or insertion curve: the target's probability after changing a fraction of pixels."""
 
-    kind: Literal["deletion", "insertion"]
-    baseline: Baseline
     fractions: np.ndarray  # (n_steps + 1,) float64, 0 ... 1: share of pixels changed
     probabilities: np.ndarray  # (n_steps + 1,) float64: softmax probability of the target class
 
@@ -109,11 +109,11 @@ def average_drop_increase(full: Iterable[float], explained: Iterable[float]) -> 
     y = np.asarray(list(full), dtype=np.float64)
     o = np.asarray(list(explained), dtype=np.float64)
     if y.shape != o.shape or y.ndim != 1 or y.size == 0:
-        raise ValueError(
+        raise SettingError(
             f"Average Drop needs two equally long, non-empty lists of probabilities; got {y.size} and {o.size}."
         )
     if np.any(y <= 0) or np.any(y > 1) or np.any(o < 0) or np.any(o > 1):
-        raise ValueError(
+        raise SettingError(
             "Probabilities must lie in [0, 1], and those of the unchanged images must be positive "
             "(Average Drop divides by them)."
         )
@@ -145,7 +145,7 @@ def baseline_image(x: torch.Tensor, kind: Baseline) -> torch.Tensor:
         return torch.zeros_like(x)
     if kind == "blur":
         return gaussian_blur(x)
-    raise ValueError(f"Unknown baseline {kind!r}; choose 'black' (zeros) or 'blur' (Gaussian blur).")
+    raise SettingError(f"Unknown baseline {kind!r}; choose 'black' (zeros) or 'blur' (Gaussian blur).")
 
 
 def describe_baseline(kind: Baseline) -> str:
@@ -160,9 +160,9 @@ def pixel_ranks(saliency: np.ndarray) -> torch.Tensor:
     """
     m = np.asarray(saliency, dtype=np.float64)
     if m.ndim != 2:
-        raise ValueError(f"A saliency map must be 2-D (H, W); got shape {m.shape}.")
+        raise MapError(f"A saliency map must be 2-D (H, W); got shape {m.shape}.")
     if not np.all(np.isfinite(m)):
-        raise ValueError("The saliency map contains NaN or infinite values; it cannot rank pixels.")
+        raise MapError("The saliency map contains NaN or infinite values; it cannot rank pixels.")
     order = np.argsort(-m.ravel(), kind="stable")  # pixel indices, most salient first
     ranks = np.empty(order.size, dtype=np.int64)
     ranks[order] = np.arange(order.size)
@@ -172,7 +172,7 @@ def pixel_ranks(saliency: np.ndarray) -> torch.Tensor:
 def step_counts(n_pixels: int, n_steps: int) -> np.ndarray:
     """(n_steps + 1,) pixels changed at each step: round(i n_pixels / n_steps), from 0 to n_pixels."""
     if not 1 <= n_steps <= n_pixels:
-        raise ValueError(f"n_steps must be between 1 and the number of pixels ({n_pixels}); got {n_steps}.")
+        raise SettingError(f"n_steps must be between 1 and the number of pixels ({n_pixels}); got {n_steps}.")
     return np.round(np.arange(n_steps + 1) * (n_pixels / n_steps)).astype(np.int64)
 
 
@@ -183,7 +183,7 @@ def _as_input(image: ImageSource | torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
             x = x.unsqueeze(0)
         if x.dim() != 4 or x.shape[:2] != (1, 3):
-            raise ValueError(f"An input tensor must be (3, H, W) or (1, 3, H, W); got {tuple(image.shape)}.")
+            raise MapError(f"An input tensor must be (3, H, W) or (1, 3, H, W); got {tuple(image.shape)}.")
         return x
     loaded = image if isinstance(image, LoadedImage) else load_image(image, display_max_side=None)
     return loaded.tensor()
@@ -192,7 +192,7 @@ def _as_input(image: ImageSource | torch.Tensor) -> torch.Tensor:
 def _check_map(saliency: np.ndarray, x: torch.Tensor) -> np.ndarray:
     m = np.asarray(saliency)
     if m.shape != tuple(x.shape[-2:]):
-        raise ValueError(
+        raise MapError(
             f"The map is {m.shape} but the model input is {tuple(x.shape[-2:])}; resize the map to the "
             "input first (cam.render.resize_map)."
         )
@@ -200,15 +200,33 @@ def _check_map(saliency: np.ndarray, x: torch.Tensor) -> np.ndarray:
 
 
 class _Scorer:
-    """Probabilities of one target class for streams of perturbed inputs, in bounded batches."""
+    """Probabilities of one target class for streams of perturbed inputs, in bounded batches.
 
-    def __init__(self, model: CamModel, target: int, batch_size: int) -> None:
+    The first call, `start`, forwards the images every curve shares and resolves the target from the
+    unchanged image's logits, so "predicted" costs no forward pass of its own.
+    """
+
+    def __init__(self, model: CamModel, batch_size: int) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+            raise SettingError(f"batch_size must be at least 1, got {batch_size}.")
         self.module = model.module
-        self.target = target
+        self.class_names = model.class_names
         self.batch_size = batch_size
+        self.target = -1  # set by `start`
         self.passes = 0  # images forwarded so far
+
+    def start(self, target: Target, x: torch.Tensor, *others: torch.Tensor) -> tuple[int, np.ndarray]:
+        """(target index, (1 + len(others),) probabilities) of the image ``x`` and ``others``."""
+        batch = torch.cat([x, *others])
+        logits = np.empty((len(batch), len(self.class_names)), dtype=np.float64)
+        with torch.no_grad():
+            for lo in range(0, len(batch), self.batch_size):
+                hi = min(lo + self.batch_size, len(batch))
+                logits[lo:hi] = self.module(batch[lo:hi]).double().numpy()
+                self.passes += hi - lo
+        self.target = resolve_target(target, self.class_names, logits[0])
+        p = torch.softmax(torch.from_numpy(logits), dim=1)[:, self.target].numpy()  # as `stream` does
+        return self.target, p
 
     def probabilities(self, x: torch.Tensor) -> np.ndarray:
         """(N, 3, H, W) -> (N,) float64 softmax probabilities of the target."""
@@ -246,12 +264,14 @@ def _interior_curve(
     return scorer.stream(len(ks), make)
 
 
-def _resolve(model: CamModel, x: torch.Tensor, target: Target) -> int:
-    if isinstance(target, str) and target.strip().lower() in ("predicted", "pred", "top", ""):
-        with torch.no_grad():
-            logits = model.module(x)[0].double().numpy()
-        return resolve_target(target, model.class_names, logits)
-    return resolve_target(target, model.class_names)
+def forward_passes(n_maps: int, n_steps: int = DEFAULT_STEPS) -> int:
+    """Images `evaluate_maps` forwards through the network for ``n_maps`` maps (the random baseline,
+    when added, counts as a map), whatever the target: 3 shared (the photo, the end of deletion, the
+    start of insertion), then per map the n_steps - 1 interior points of each curve and the
+    explanation image L * I. Batching groups these images; it does not change their number."""
+    if n_maps < 0 or n_steps < 1:
+        raise SettingError(f"forward_passes needs n_maps >= 0 and n_steps >= 1; got {n_maps} and {n_steps}.")
+    return 3 + n_maps * (2 * (n_steps - 1) + 1)
 
 
 def evaluate_maps(
@@ -286,11 +306,10 @@ def evaluate_maps(
     table = {name: _check_map(m, x) for name, m in maps.items()}
     if random_seed is not None:
         if RANDOM in table:
-            raise ValueError(f"A map is named {RANDOM!r}, the name of the random baseline; rename it.")
+            raise MapError(f"A map is named {RANDOM!r}, the name of the random baseline; rename it.")
         table[RANDOM] = random_map((int(x.shape[-2]), int(x.shape[-1])), random_seed)
-    index = _resolve(model, x, target)
-    scorer = _Scorer(model, index, batch_size)
-    total = 3 + len(table) * (2 * (n_steps - 1) + 1)
+    scorer = _Scorer(model, batch_size)
+    total = forward_passes(len(table), n_steps)
 
     def tick() -> None:
         if progress is not None:
@@ -298,7 +317,7 @@ def evaluate_maps(
 
     del_base = baseline_image(x, deletion_baseline)
     ins_base = baseline_image(x, insertion_baseline)
-    p_full, p_del_end, p_ins_start = scorer.probabilities(torch.cat([x, del_base, ins_base]))
+    index, (p_full, p_del_end, p_ins_start) = scorer.start(target, x, del_base, ins_base)
     tick()
     fractions = counts / n_pixels
     scores: dict[str, MapFaithfulness] = {}
@@ -308,64 +327,12 @@ def evaluate_maps(
         explained = torch.from_numpy(scale_map(np.asarray(m, dtype=np.float32))).to(x.dtype) * x  # L * I
         (p_explained,) = scorer.probabilities(explained)
         scores[name] = MapFaithfulness(
-            deletion=Curve("deletion", deletion_baseline, fractions, np.r_[p_full, deleted, p_del_end]),
-            insertion=Curve("insertion", insertion_baseline, fractions, np.r_[p_ins_start, inserted, p_full]),
+            deletion=Curve(fractions, np.r_[p_full, deleted, p_del_end]),
+            insertion=Curve(fractions, np.r_[p_ins_start, inserted, p_full]),
             explanation_probability=float(p_explained),
         )
         tick()
     return ImageFaithfulness(target_index=index, probability=float(p_full), scores=scores)
-
-
-def _single_curve(
-    model: CamModel,
-    image: ImageSource | torch.Tensor,
-    saliency: np.ndarray,
-    target: Target,
-    kind: Literal["deletion", "insertion"],
-    n_steps: int,
-    baseline: Baseline,
-    batch_size: int,
-) -> Curve:
-    """One curve of one map: n_steps + 1 forward passes, none spent on the other curve."""
-    x = _as_input(image)  # (1, 3, H, W)
-    n_pixels = int(x.shape[-2] * x.shape[-1])
-    counts = step_counts(n_pixels, n_steps)
-    m = _check_map(saliency, x)
-    scorer = _Scorer(model, _resolve(model, x, target), batch_size)
-    base = baseline_image(x, baseline)
-    p_full, p_base = scorer.probabilities(torch.cat([x, base]))
-    insertion = kind == "insertion"
-    interior = _interior_curve(scorer, x, base, m, counts, insertion=insertion)
-    probs = np.r_[p_base, interior, p_full] if insertion else np.r_[p_full, interior, p_base]
-    return Curve(kind, baseline, counts / n_pixels, probs)
-
-
-def deletion_curve(
-    model: CamModel,
-    image: ImageSource | torch.Tensor,
-    saliency: np.ndarray,
-    target: Target = "predicted",
-    *,
-    n_steps: int = DEFAULT_STEPS,
-    baseline: Baseline = "black",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> Curve:
-    """The deletion curve of one map: the most salient pixels first replaced by ``baseline``."""
-    return _single_curve(model, image, saliency, target, "deletion", n_steps, baseline, batch_size)
-
-
-def insertion_curve(
-    model: CamModel,
-    image: ImageSource | torch.Tensor,
-    saliency: np.ndarray,
-    target: Target = "predicted",
-    *,
-    n_steps: int = DEFAULT_STEPS,
-    baseline: Baseline = "blur",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> Curve:
-    """The insertion curve of one map: the most salient pixels first restored onto ``baseline``."""
-    return _single_curve(model, image, saliency, target, "insertion", n_steps, baseline, batch_size)
 
 
 def faithfulness_summary(
@@ -401,7 +368,7 @@ def faithfulness_summary(
     also holds ``"random"``, the chance level.
     """
     if not images:
-        raise ValueError("No images to evaluate; pass at least one image.")
+        raise SettingError("No images to evaluate; pass at least one image.")
     per_image: list[ImageFaithfulness] = []
     for i, img in enumerate(images):
         loaded = load_image(img, display_max_side=None)

@@ -33,6 +33,13 @@ Limits, all checked before any pixel is decoded (a 12 KB PNG can declare 10000x1
     frame of an untrusted file.
   * Truncated files are refused: this module never sets ``ImageFile.LOAD_TRUNCATED_IMAGES`` (it must
     stay False, its default) and a decoder that runs out of data raises.
+  * Decode work, from the structure in the bytes (`cam.jpeg`, `cam.imagebytes`): JPEG scans (at most
+    64, and scans x pixels), progressive JPEG coefficient memory, marker segments and junk; PNG chunk
+    count; GIF blocks before the first image; WebP pixels (16 MP, decoded whole); run-length BMP size;
+    TIFF strip and tile size. 12- and 16-bit JPEGs and hierarchical JPEGs are refused by name.
+    PNG colour profiles and text other than XMP are dropped unread (Pillow refuses large ones).
+  * Memory: only the decoded image exists at full size (at most 4 bytes a pixel, 200 MB at 50 MP);
+    every conversion runs on a reduced image or strip by strip (`_small_rgb`), whatever the mode.
 
 Colour modes become 8-bit RGB: transparency (RGBA, LA, PA, P or L with tRNS) is composited on white
 as ``(c*a + 255*(255 - a) + 127) // 255``; 16-bit grey (I;16*) is ``round(v / 257)``; 32-bit integer
@@ -52,8 +59,6 @@ import io
 import math
 import os
 import stat
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -62,6 +67,7 @@ import numpy as np
 import torch
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
+from cam import imagebytes, jpeg
 from cam.errors import ImageError
 from cam.network import INPUT_SIZE
 
@@ -70,12 +76,15 @@ MAX_BYTES = 25 * 1024 * 1024  # 25 MiB
 MAX_ASPECT = 20  # long side / short side
 DISPLAY_MAX_SIDE = 1024
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # Pillow plugin names tried, in this order
-ACCEPTED = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+ACCEPTED = imagebytes.ACCEPTED
 
 ImageSource = Union[str, os.PathLike[str], bytes, bytearray, memoryview, Image.Image, np.ndarray, "LoadedImage"]
 
 _MB = 1024 * 1024
-_REDUCIBLE = frozenset({"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "I", "F"})
+# Modes that Image.reduce averages in place (LA and RGBA it first copies whole to premultiplied form) and
+# whose conversion commutes with averaging (CMYK's and YCbCr's clip, so they are converted in strips).
+_DIRECT = frozenset({"L", "RGB", "RGBX", "I", "F"})
+_STRIP_PIXELS = 1 << 20  # a strip converted at a time: ~30 MB of numpy temporaries at most
 _TRANSPOSE = {  # EXIF orientation -> the transpose that shows the photo upright (as ImageOps.exif_transpose)
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -132,12 +141,13 @@ def _read(src: str | os.PathLike[str] | bytes | bytearray | memoryview) -> tuple
     else:
         try:
             path = Path(os.fspath(src))
-            name = repr(path.name or str(path))
+            name = repr(_shown(path.name or str(path)))
             st = path.stat()
         except FileNotFoundError:
-            raise ImageError(f"No file at {os.fspath(src)!r}: check the path and try again.") from None
+            raise ImageError(f"No file at {_shown(os.fspath(src))!r}: check the path and try again.") from None
         except (OSError, ValueError) as exc:  # permissions, embedded NUL, name too long
-            raise ImageError(f"Cannot read the file {os.fspath(src)!r} ({exc}). Check the path.") from exc
+            why = getattr(exc, "strerror", None) or str(exc)[:200]  # not str(exc): it repeats the whole path
+            raise ImageError(f"Cannot read the file {_shown(os.fspath(src))!r} ({why}). Check the path.") from exc
         if stat.S_ISDIR(st.st_mode):
             raise ImageError(f"{name} is a folder, not an image file. Choose an image file inside it.")
         if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
@@ -154,6 +164,11 @@ def _read(src: str | os.PathLike[str] | bytes | bytearray | memoryview) -> tuple
     return data, name
 
 
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters, keeping its end (the extension): for echoing user input."""
+    return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-17:]}"
+
+
 def _check_bytes(name: str, size: int) -> None:
     if size > MAX_BYTES:
         raise ImageError(
@@ -165,159 +180,27 @@ def _check_bytes(name: str, size: int) -> None:
 
 def _open(data: bytes, name: str) -> Image.Image:
     """Identify the format and read the header; refuse non-images and oversized headers."""
-    kind = _sniff_foreign(data)
+    kind = imagebytes.foreign(data)
     if kind is not None:
         raise ImageError(kind.format(name=name))
-    declared = _header_size(data)
+    layout = jpeg.read_layout(data) if data[:3] == b"\xff\xd8\xff" else None
+    declared = imagebytes.header_size(data, layout)
     if declared is not None:
         _check_shape(name, *declared)
+    if layout is not None:
+        jpeg.check_layout(layout, name)  # scans, decode memory, segments, unsupported variants
+    data = imagebytes.prepare(data, name)  # PNG and GIF structure limits; PNG metadata Pillow may refuse
     try:
         img = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
     except UnidentifiedImageError:
-        raise ImageError(_unidentified(data, name)) from None
+        raise ImageError(imagebytes.unidentified(data, name)) from None
     except Image.DecompressionBombError:
         raise _bomb(name) from None
     except MemoryError:
         raise _memory_error(name) from None
     except Exception as exc:  # Pillow raises many types on malformed headers
-        raise _damaged(name, _format_of(data), exc) from exc
+        raise _damaged(name, imagebytes.format_of(data), exc) from exc
     return img
-
-
-def _sniff_foreign(data: bytes) -> str | None:
-    """A message template for data that is certainly not a raster image we read, else None."""
-    head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if head.startswith((b"<svg", b"<?xml", b"<!doctype svg")) and b"<svg" in head:
-        return (
-            "{name} is an SVG drawing: vector images are not supported, the model needs pixels. "
-            "Export it as a PNG (any browser or Inkscape can) and try again."
-        )
-    if head.startswith((b"<!doctype html", b"<html")) or (head.startswith(b"<") and b"<html" in head):
-        return (
-            "{name} is not an image: it is an HTML web page (often saved from a link to an image rather "
-            f"than the image itself). Open the image itself and save that, as {ACCEPTED}."
-        )
-    if data[4:8] == b"ftyp" and data[8:12] in (
-        b"heic",
-        b"heix",
-        b"hevc",
-        b"heim",
-        b"heis",
-        b"hevx",
-        b"mif1",
-        b"msf1",
-        b"avif",
-        b"avis",
-    ):
-        return (
-            "{name} is a HEIC/HEIF or AVIF photo (the iPhone's default format), which is not supported. "
-            "Export it as JPEG (on an iPhone: Settings > Camera > Formats > Most Compatible) and try again."
-        )
-    return None
-
-
-_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-)
-
-
-def _format_of(data: bytes) -> str | None:
-    for sig, fmt in _SIGNATURES:
-        if data.startswith(sig):
-            return fmt
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
-    bmp_header = int.from_bytes(data[14:18], "little")
-    if data[:2] == b"BM" and len(data) >= 26 and bmp_header in (12, 40, 52, 56, 64, 108, 124):
-        return "BMP"
-    return None
-
-
-def _unidentified(data: bytes, name: str) -> str:
-    fmt = _format_of(data)
-    if fmt is not None:
-        return (
-            f"{name} starts like a {fmt} file but is damaged: its header could not be read. The file may "
-            "be cut off or corrupted; re-save or re-export it and try again."
-        )
-    if data.startswith(b"%PDF"):
-        what = "it is a PDF document"
-    elif _looks_like_text(data[:2048]):
-        what = "it contains text"
-    else:
-        what = "its contents match no supported image format"
-    return f"{name} is not an image this app can read: {what}. Use a {ACCEPTED} file."
-
-
-def _looks_like_text(head: bytes) -> bool:
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return all(ch.isprintable() or ch in "\t\r\n" for ch in text)
-
-
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) declared by a PNG, GIF, WebP, BMP or JPEG header, or None if not parsed here."""
-    try:
-        if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
-            if zlib.crc32(data[12:29]) != int.from_bytes(data[29:33], "big"):
-                return None  # a corrupt IHDR: Pillow refuses it as damaged
-            w, h = struct.unpack(">II", data[16:24])
-            return int(w), int(h)
-        if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-            w, h = struct.unpack("<HH", data[6:10])
-            return int(w), int(h)
-        if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
-            chunk = data[12:16]
-            if chunk == b"VP8X":
-                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
-            if chunk == b"VP8 ":
-                w, h = struct.unpack("<HH", data[26:30])
-                return int(w) & 0x3FFF, int(h) & 0x3FFF
-            if chunk == b"VP8L":
-                bits = int.from_bytes(data[21:25], "little")
-                return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
-        if data[:2] == b"BM" and len(data) >= 26:
-            if int.from_bytes(data[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER
-                w, h = struct.unpack("<HH", data[18:22])
-            else:
-                w, h = struct.unpack("<ii", data[18:26])
-            return abs(int(w)), abs(int(h))  # negative height = top-down rows
-        if data[:3] == b"\xff\xd8\xff":
-            return _jpeg_size(data)
-    except struct.error:
-        return None
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """Walk the JPEG markers to the first SOFn frame header."""
-    i = 2
-    n = len(data)
-    while i + 9 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
-            i += 2
-            continue
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return int(w), int(h)
-        if length < 2:
-            return None
-        i += 2 + length
-    return None
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -344,7 +227,7 @@ def _check_shape(name: str, w: int, h: int) -> None:
 
 
 def _damaged(name: str, fmt: str | None, exc: BaseException) -> ImageError:
-    detail = str(exc).strip() or type(exc).__name__
+    detail = _shown(str(exc).strip(), 200) or type(exc).__name__
     what = f"its {fmt} data" if fmt else "its data"
     return ImageError(
         f"{name} is damaged or incomplete: {what} could not be decoded ({detail}). The file may be cut off "
@@ -386,15 +269,14 @@ def _load_pil(img: Image.Image, name: str, display_max_side: int | None, *, owne
     try:
         w, h = img.size
         _check_shape(name, w, h)
+        if owned:
+            imagebytes.check_tiff(img, name)  # before load(): its strip buffers are allocated there
         if owned and isinstance(img, JpegImagePlugin.JpegImageFile):
             # Decode at 1/2, 1/4 or 1/8 scale in the DCT: the result is at least _needed() on each side.
             img.draft(img.mode, _needed(w, h, display_max_side))
         img.load()
         orientation = _orientation(img)
-        if img.mode in _REDUCIBLE:
-            img = _reduce(img, display_max_side)
-        rgb = _to_rgb(img, name)
-        rgb = _reduce(rgb, display_max_side)
+        rgb = _small_rgb(img, name, display_max_side)
         if orientation in _TRANSPOSE:
             rgb = rgb.transpose(_TRANSPOSE[orientation])
     except ImageError:
@@ -418,27 +300,61 @@ def _orientation(img: Image.Image) -> int:
         return 1
 
 
-def _reduce(img: Image.Image, display_max_side: int | None) -> Image.Image:
-    """Box-average by an integer factor while both sides stay >= what the outputs need (saves memory)."""
-    tw, th = _needed(*img.size, display_max_side)
-    factor = min(img.size[0] // tw, img.size[1] // th)
-    return img.reduce(factor) if factor >= 2 else img
+def _small_rgb(img: Image.Image, name: str, display_max_side: int | None) -> Image.Image:
+    """``img`` as 8-bit RGB, box-averaged by the largest integer factor that keeps both sides at least what
+    the outputs need (`_needed`). No mode is converted at full size: those that ``Image.reduce`` averages
+    in place are reduced first; every other one (P, 1, I;16, LA, RGBA, colour keys, ...) strip by strip,
+    each strip turned into a mode that reduces in place (`_reducible`) and reduced before the next. So
+    any accepted image costs its decoded size (at most 4 bytes a pixel) plus one strip's temporaries."""
+    w, h = img.size
+    tw, th = _needed(w, h, display_max_side)
+    factor = max(1, min(w // tw, h // th))
+    if img.mode in _DIRECT and not (img.mode in ("L", "RGB") and "transparency" in img.info):
+        return _to_rgb(img.reduce(factor) if factor > 1 else img, name)
+    rows = max(1, _STRIP_PIXELS // (w * factor)) * factor  # a multiple of factor: strips reduce exactly
+    parts = []
+    for top in range(0, h, rows):
+        part = _reducible(img.crop((0, top, w, min(h, top + rows))), name)
+        parts.append((part.reduce(factor) if factor > 1 else part, (0, top // factor)))
+    out = Image.new(parts[0][0].mode, (-(-w // factor), -(-h // factor)))
+    for part, at in parts:
+        out.paste(part, at)
+    return _to_rgb(out, name)
+
+
+def _reducible(img: Image.Image, name: str) -> Image.Image:
+    """A strip in a mode that ``Image.reduce`` averages in place: premultiplied RGBa for anything with
+    alpha (averaging premultiplied colour and then compositing on white equals compositing and then
+    averaging), L for 16-bit grey (round(v / 257)), RGB for the rest."""
+    mode = img.mode
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or ("transparency" in img.info and mode in ("P", "L", "RGB", "1")):
+        return _premultiplied(img)
+    if mode.startswith("I;16"):
+        return Image.fromarray(np.round(np.asarray(img, dtype=np.float64) / 257.0).astype(np.uint8), "L")
+    return _to_rgb(img, name)
+
+
+def _premultiplied(img: Image.Image) -> Image.Image:
+    """RGBa (colour premultiplied by alpha, round(c * a / 255)); colour keys and palette alpha applied."""
+    if img.mode == "RGBa":
+        return img
+    if img.mode == "La":
+        img = img.convert("LA")
+    return (img if img.mode == "RGBA" else img.convert("RGBA")).convert("RGBa")
 
 
 def _to_rgb(img: Image.Image, name: str) -> Image.Image:
-    """Every Pillow mode to 8-bit RGB (rules in the module docstring)."""
+    """Every Pillow mode to 8-bit RGB (rules in the module docstring); called on reduced images only."""
     mode = img.mode
-    if "transparency" in img.info and mode in ("P", "L", "RGB", "1", "I", "I;16"):
-        img = img.convert("RGBA") if mode in ("P", "L", "RGB", "1") else img
-        mode = img.mode
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or ("transparency" in img.info and mode in ("P", "L", "RGB", "1")):
+        p = np.asarray(_premultiplied(img)).astype(np.uint16)
+        # round(c * a / 255) + 255 - a == (c*a + 255*(255 - a) + 127) // 255: compositing on white
+        on_white = np.minimum(p[..., :3] + (255 - p[..., 3:4]), 255).astype(np.uint8)
+        return Image.fromarray(on_white, "RGB")
     if mode == "RGB":
         return img
-    if mode in ("RGBA", "LA", "La", "RGBa", "PA"):
-        rgba = img.convert("LA").convert("RGBA") if mode == "La" else img.convert("RGBA")
-        return Image.fromarray(_on_white(np.asarray(rgba)), "RGB")
     if mode.startswith("I;16"):
-        arr = np.asarray(img).astype(np.float64)  # (H, W), any byte order
-        return _gray_to_rgb(arr / 257.0)
+        return _gray_to_rgb(np.asarray(img).astype(np.float64) / 257.0)
     if mode in ("I", "F"):
         return _gray_to_rgb(_scale_wide(np.asarray(img, dtype=np.float64), name, is_float=mode == "F"))
     try:

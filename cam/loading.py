@@ -33,7 +33,6 @@ BUNDLED_DESCRIPTION = (
     "cam.synthetic. The course model loads from the Hugging Face Hub when the network allows."
 )
 HUB_DESCRIPTION = "The XAI-for-CV course's GAP pot-plant classifier from the Hugging Face Hub."
-SOURCES = ("auto", "hub", "bundled")
 
 
 def load_model(source: str | os.PathLike[str] | None = None) -> CamModel:

@@ -18,22 +18,23 @@ At the GAP layer (``conv3``) g^k_c(x, y) = w_k^c / (h w) for every pixel, hence
     hirescam = xgradcam = gradcam = CAM / (h w)       (equal up to a positive scale)
 
 while gradcam++ and layercam drop channels with w_k^c < 0 and so differ from CAM in general.
-At earlier layers the gradient varies with (x, y) and all methods part ways. `equal_up_to_positive_scale`
-and `method_correlations` let the app show this.
+At earlier layers the gradient varies with (x, y) and all methods part ways; `cam.compare` checks both
+statements on the numbers.
+
+Each method has one display name, `display_name` ("Grad-CAM++"), and one title with its paper's year,
+`method_title` ("Grad-CAM++ (2018)"), both read from its `MethodSpec`: every label in the CLI and the
+app comes from these two.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:  # only for type hints: cam.explain imports this module
-    from cam.explain import Explanation
+from cam.errors import MethodError, SettingError
 
 ProgressFn = Callable[[int, int], None]  # progress(done, total), e.g. forward passes run so far
 SCORECAM_BATCH_SIZE = 8  # masked inputs per forward pass: ~45 MB of activations each at 256x256
@@ -61,7 +62,9 @@ MethodFn = Callable[[MethodInputs], torch.Tensor]  # returns (B, T, h, w) raw ma
 class MethodSpec:
     """A method, its requirements and where it comes from."""
 
-    name: str
+    key: str  # the identifier callers pass, e.g. "gradcam++"
+    name: str  # how readers see it named, e.g. "Grad-CAM++"
+    year: int  # of the paper in ``reference``
     fn: MethodFn
     needs_gradients: bool
     gap_only: bool  # CAM is defined only at the layer whose output GAP averages
@@ -87,7 +90,7 @@ def weighted_sum(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tens
 
 def _require_gradients(inputs: MethodInputs, name: str) -> torch.Tensor:
     if inputs.gradients is None:
-        raise ValueError(f"{name} needs gradients; the caller must capture them")
+        raise MethodError(f"{name} needs gradients; the caller must capture them (cam.explain does).")
     return inputs.gradients
 
 
@@ -221,9 +224,9 @@ def scorecam(inputs: MethodInputs) -> torch.Tensor:
     each batch.
     """
     if inputs.score_fn is None or inputs.inputs is None:
-        raise ValueError("scorecam runs the network on masked inputs; the caller must pass score_fn and inputs.")
+        raise MethodError("scorecam runs the network on masked inputs; the caller must pass score_fn and inputs.")
     if inputs.batch_size < 1:
-        raise ValueError(f"scorecam batch_size must be at least 1, got {inputs.batch_size}")
+        raise SettingError(f"scorecam batch_size must be at least 1, got {inputs.batch_size}.")
     a = inputs.activations  # (B, K, h, w)
     x = inputs.inputs  # (B, 3, H, W)
     n_img, k = a.shape[:2]
@@ -268,7 +271,9 @@ def eigencam(inputs: MethodInputs) -> torch.Tensor:
 
 METHODS: dict[str, MethodSpec] = {
     "cam": MethodSpec(
-        name="cam",
+        key="cam",
+        name="CAM",
+        year=2016,
         fn=cam,
         needs_gradients=False,
         gap_only=True,
@@ -277,7 +282,9 @@ METHODS: dict[str, MethodSpec] = {
         reference="Zhou et al. 2016, Learning Deep Features for Discriminative Localization",
     ),
     "gradcam": MethodSpec(
-        name="gradcam",
+        key="gradcam",
+        name="Grad-CAM",
+        year=2017,
         fn=gradcam,
         needs_gradients=True,
         gap_only=False,
@@ -286,7 +293,9 @@ METHODS: dict[str, MethodSpec] = {
         reference="Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks",
     ),
     "gradcam++": MethodSpec(
-        name="gradcam++",
+        key="gradcam++",
+        name="Grad-CAM++",
+        year=2018,
         fn=gradcam_pp,
         needs_gradients=True,
         gap_only=False,
@@ -295,7 +304,9 @@ METHODS: dict[str, MethodSpec] = {
         reference="Chattopadhay et al. 2018, Grad-CAM++: Generalized Gradient-Based Visual Explanations",
     ),
     "hirescam": MethodSpec(
-        name="hirescam",
+        key="hirescam",
+        name="HiResCAM",
+        year=2020,
         fn=hirescam,
         needs_gradients=True,
         gap_only=False,
@@ -304,7 +315,9 @@ METHODS: dict[str, MethodSpec] = {
         reference="Draelos & Carin 2020, Use HiResCAM instead of Grad-CAM for faithful explanations",
     ),
     "xgradcam": MethodSpec(
-        name="xgradcam",
+        key="xgradcam",
+        name="XGrad-CAM",
+        year=2020,
         fn=xgradcam,
         needs_gradients=True,
         gap_only=False,
@@ -313,7 +326,9 @@ METHODS: dict[str, MethodSpec] = {
         reference="Fu et al. 2020, Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation",
     ),
     "layercam": MethodSpec(
-        name="layercam",
+        key="layercam",
+        name="LayerCAM",
+        year=2021,
         fn=layercam,
         needs_gradients=True,
         gap_only=False,
@@ -322,7 +337,9 @@ METHODS: dict[str, MethodSpec] = {
         reference="Jiang et al. 2021, LayerCAM: Exploring Hierarchical Class Activation Maps",
     ),
     "scorecam": MethodSpec(
-        name="scorecam",
+        key="scorecam",
+        name="Score-CAM",
+        year=2020,
         fn=scorecam,
         needs_gradients=False,
         gap_only=False,
@@ -331,7 +348,9 @@ METHODS: dict[str, MethodSpec] = {
         reference="Wang et al. 2020, Score-CAM: Score-Weighted Visual Explanations for CNNs",
     ),
     "eigencam": MethodSpec(
-        name="eigencam",
+        key="eigencam",
+        name="Eigen-CAM",
+        year=2020,
         fn=eigencam,
         needs_gradients=False,
         gap_only=False,
@@ -342,52 +361,19 @@ METHODS: dict[str, MethodSpec] = {
 }
 
 
-def equal_up_to_positive_scale(a: np.ndarray, b: np.ndarray, rtol: float = 1e-4) -> bool:
-    """True when a = s b for some s > 0, up to a relative error ``rtol``.
-
-    s is the least-squares scale <a, b> / <b, b>; the test is ||a - s b|| <= rtol ||a||. Two all-zero
-    maps are equal; an all-zero map never equals a non-zero one.
-    """
-    if np.shape(a) != np.shape(b):
-        raise ValueError(f"Cannot compare maps of shapes {np.shape(a)} and {np.shape(b)}; resize one first.")
-    x = np.asarray(a, dtype=np.float64).ravel()
-    y = np.asarray(b, dtype=np.float64).ravel()
-    nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
-    if nx == 0.0 or ny == 0.0:
-        return nx == ny
-    s = float(x @ y) / (ny * ny)
-    return s > 0 and float(np.linalg.norm(x - s * y)) <= rtol * nx
+def display_name(method: str) -> str:
+    """The name readers see for a method key: ``"gradcam++"`` -> ``"Grad-CAM++"``."""
+    return _spec(method).name
 
 
-def method_correlations(
-    maps: Explanation | Mapping[str, np.ndarray], methods: Sequence[str] | None = None
-) -> tuple[tuple[str, ...], np.ndarray]:
-    """Pearson correlation between the raw maps of several methods (for the explanation's target).
+def method_title(method: str) -> str:
+    """The display name with the paper's year: ``"gradcam++"`` -> ``"Grad-CAM++ (2018)"``."""
+    spec = _spec(method)
+    return f"{spec.name} ({spec.year})"
 
-    Args:
-        maps: an `Explanation` (its ``maps``: method -> (H, W)) or such a mapping directly.
-        methods: which methods, in this order; None means all of them.
 
-    Returns:
-        (names, R) with R[i, j] the correlation of the maps of names[i] and names[j], float64 (M, M).
-        A constant map has no variation to correlate: its row and column are NaN (its diagonal too).
-        Maps equal up to a positive scale correlate at 1.
-    """
-    table = maps if isinstance(maps, Mapping) else maps.maps
-    names = tuple(table) if methods is None else tuple(methods)
-    missing = [m for m in names if m not in table]
-    if missing:
-        raise ValueError(f"No map for {', '.join(missing)}; computed methods are: {', '.join(table)}.")
-    if not names:
-        return names, np.zeros((0, 0))
-    flat = np.stack([np.asarray(table[m], dtype=np.float64).ravel() for m in names])  # (M, HW)
-    centred = flat - flat.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(centred, axis=1)  # (M,)
-    scale = np.max(np.abs(flat), axis=1) * np.sqrt(flat.shape[1])  # what a non-constant map's norm is near
-    constant = norms <= 1e-12 * np.maximum(scale, 1e-300)
-    safe = np.where(constant, 1.0, norms)
-    unit = centred / safe[:, None]
-    r = np.clip(unit @ unit.T, -1.0, 1.0)
-    r[constant, :] = np.nan
-    r[:, constant] = np.nan
-    return names, r
+def _spec(method: str) -> MethodSpec:
+    spec = METHODS.get(method)
+    if spec is None:
+        raise MethodError(f"Unknown method {method!r}. Available methods: {', '.join(METHODS)}.")
+    return spec

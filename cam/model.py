@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,15 +26,14 @@ class Provenance:
 
     @property
     def is_demo_model(self) -> bool:
+        """The bundled model trained on synthetic scenes, not the course's: its maps mean little on photos."""
         return self.source == "bundled"
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field plus ``is_demo_model``: JSON-ready (``python -m cam info --json``, the evaluation)."""
         d = asdict(self)
         d["is_demo_model"] = self.is_demo_model
         return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
 
 
 @dataclass

@@ -1,8 +1,13 @@
-"""The Markdown report of ``python -m cam evaluate --report DIR``: tables plus SVG charts.
+"""Everything written about an evaluation: the plain-text table, the Markdown report, the model card.
 
-Writes ``DIR/evaluation.json`` (the full result), ``DIR/EVALUATION.md`` and the charts it links:
-``accuracy.svg`` (per class, both splits), ``energy.svg`` (where each method's positive energy falls),
-and, when faithfulness was measured, ``deletion.svg`` and ``insertion.svg`` (mean curves).
+* `format_table`: what ``python -m cam evaluate`` prints (and the model card quotes).
+* `write_report`: ``python -m cam evaluate --report DIR`` writes ``DIR/evaluation.json`` (the full
+  result), ``DIR/EVALUATION.md`` and the charts it links: ``accuracy.svg`` (per class, both splits),
+  ``energy.svg`` (where each method's positive energy falls), and, when faithfulness was measured,
+  ``deletion.svg`` and ``insertion.svg`` (mean curves).
+* `card_markdown`: ``cam/assets/MODEL_CARD.md`` from the card dict `cam.train` writes.
+
+`cam.evaluate` computes the numbers; nothing here computes any.
 """
 
 from __future__ import annotations
@@ -148,3 +153,153 @@ def write_report(directory: Path, result: dict[str, Any]) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+# ---------------------------------------------------------------------------------------------- text
+
+
+def _pct_col(v: float | None) -> str:
+    """A percentage in a fixed-width column of the plain-text table."""
+    return "  n/a" if v is None else f"{100 * v:5.1f}"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text report of `evaluate`'s result."""
+    lines = [
+        f"Model: {result['model']['source']} (sha256 {result['model']['sha256'][:12]})",
+        f"Held-out synthetic scenes: {result['n']} per split, seed {result['seed']}, "
+        f"{result['size']}x{result['size']}; maps for the true class.",
+        "",
+        f"{'Accuracy %':<34} overall " + " ".join(f"{c:>6}" for c in CLASS_NAMES),
+    ]
+    for split, acc in result["accuracy"].items():
+        label = f"{split.replace('_', '-')} (pot match {result['splits'][split]['pot_match_prob']:.2f})"
+        lines.append(
+            f"{label:<34}   {_pct_col(acc['overall'])} "
+            + " ".join(f"{_pct_col(acc['per_class'][c]):>6}" for c in CLASS_NAMES)
+        )
+    pm = result["pot_mismatch"]["unbiased"]
+    if pm["n"]:
+        lines.append(
+            f"Unbiased split, plant in another species' pot: {pm['n']} scenes, accuracy "
+            f"{_pct_col(pm['accuracy']).strip()}%, predicted the pot's species "
+            f"{_pct_col(pm['predicted_pot_species']).strip()}%"
+        )
+    for split in result["localisation"]:
+        lines += [
+            "",
+            f"Localisation, {split.replace('_', '-')} split (% of maps / % of positive energy)",
+            "method          pointing  ->plant    ->pot   energy: plant      pot  background",
+        ]
+        for m, loc in result["localisation"][split].items():
+            e = loc["energy"]
+            lines.append(
+                f"{m:<15} {_pct_col(loc['pointing_game']):>8} {_pct_col(loc['pointing_plant']):>8} "
+                f"{_pct_col(loc['pointing_pot']):>8}  {_pct_col(e['plant']):>13} {_pct_col(e['pot']):>8} "
+                f"{_pct_col(e['background']):>11}"
+            )
+        a = result["area"][split]
+        lines.append(
+            f"{'(pixel area)':<15} {'':>8} {'':>8} {'':>8}  {_pct_col(a['plant']):>13} {_pct_col(a['pot']):>8} "
+            f"{_pct_col(a['background']):>11}"
+        )
+    if result["skipped_methods"]:
+        lines += [
+            "",
+            f"Skipped (slow, need extra forward passes; use --all-methods): {', '.join(result['skipped_methods'])}",
+        ]
+    lines.append(f"({result['seconds']:.1f} s)")
+    return "\n".join(lines)
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """MODEL_CARD.md from the model card dict written by `cam.train`."""
+    tr = card["training"]
+    cfg = tr["config"]
+    ev = card.get("evaluation")
+    hist = tr.get("history", [])
+    lines = [
+        "# Bundled demo model: pot_plant_gap_synthetic",
+        "",
+        "The course's GAP pot-plant classifier (`cam.network.PotPlantGAP`, 23,844 parameters, exactly the "
+        "course architecture) trained from scratch on **synthetic** pot plants drawn by `cam.synthetic`. "
+        "It is what the app serves offline, when the course checkpoint cannot be fetched from the Hugging "
+        "Face Hub. It has never seen a photograph: on real photos its predictions mean nothing; on the "
+        "synthetic scenes (and the files in `examples/`) its maps can be checked against exact masks.",
+        "",
+        "## Data",
+        "",
+        f"- {cfg['n']} training scenes at {cfg['size']}x{cfg['size']} (seed {cfg['seed']}), species balanced: "
+        + ", ".join(CLASS_NAMES)
+        + ".",
+        "- Species differ in local colour and texture (the network sees 7x7 pixels per feature): rudo dark "
+        "green with pale cross bands and a yellow margin; baya lime green with cream blotches; greg dark "
+        "green with pink spots; yuki silver-green with white lengthwise stripes and a purple margin.",
+        (
+            f"- A share {cfg['marked_share']} of the leaves shows these marks (at least one leaf per plant); the "
+            "other leaves are a plain green shared by every species, so the pot is a competing cue."
+            if "marked_share" in cfg
+            else "- Every leaf shows its species' marks."
+        ),
+        f"- The pot style matches the species with probability {cfg['pot_match']} (terracotta: rudo, white "
+        "ceramic: baya, blue glazed: greg, charcoal concrete: yuki), so the pot is a shortcut the model "
+        "can learn, like the pots in the course's photos.",
+        "- Random position and scale, walls, gradients, stripes, bricks, windows, tables, distractor objects, "
+        "lighting, noise, blur and JPEG compression.",
+        "",
+        "## Training",
+        "",
+        f"- Command: `{card.get('command', 'python -m cam.train')}`",
+        f"- CPU, {cfg['threads']} thread(s), torch {tr['torch']}; seed {cfg['seed']} for data, weights, crops "
+        "and dropout.",
+        f"- Adam, lr {cfg['lr']} (cosine-decayed to a tenth), batch {cfg['batch']}, {cfg['epochs']} epochs, "
+        f"cross-entropy on the image label only (no mask is used in training). Each step sees "
+        f"{cfg['crop']}x{cfg['crop']} crops cut at native scale around the plant and pot "
+        f"({100 * cfg['background_crops']:.0f}% anywhere), randomly mirrored: the network is fully convolutional "
+        "with GAP, so crops keep the texture scale of the full scene at a fraction of the cost. Kaiming "
+        "(He) initialisation of the convolutions.",
+        f"- Wall time: {tr['data_seconds']:.0f} s drawing data, {tr['train_seconds']:.0f} s training"
+        + (f", {tr['eval_seconds']:.0f} s evaluating" if "eval_seconds" in tr else "")
+        + ".",
+    ]
+    if hist:
+        last = hist[-1]
+        lines.append(f"- Final epoch: loss {last['loss']:.3f}, crop accuracy {100 * last['crop_accuracy']:.1f}%.")
+    lines += [
+        "",
+        f"Checkpoint: `{card['checkpoint']}`, {card['checkpoint_bytes']:,} bytes, sha256 "
+        f"`{card['checkpoint_sha256']}`.",
+    ]
+    if ev:
+        lines += [
+            "",
+            "## Evaluation",
+            "",
+            "```",
+            format_table(ev),
+            "```",
+            "",
+            "Reproduce with `python -m cam evaluate --model bundled --n "
+            f"{ev['n']} --seed {ev['seed']}` (add `--json` for the numbers above as JSON).",
+            "",
+        ]
+        acc = ev["accuracy"]
+        gap = acc["in_distribution"]["overall"] - acc["unbiased"]["overall"]
+        cam_e = ev["localisation"]["in_distribution"].get("cam", {}).get("energy", {})
+        lines += [
+            "## Reading the numbers",
+            "",
+            f"- Accuracy drops by {100 * gap:.1f} points when the pot stops matching the species: that is "
+            "how much the model leans on the pot.",
+            (
+                f"- On the in-distribution split, CAM puts {_pct_col(cam_e.get('plant')).strip()}% of its positive "
+                f"energy on the plant, {_pct_col(cam_e.get('pot')).strip()}% on the pot and "
+                f"{_pct_col(cam_e.get('background')).strip()}% on the background, whose pixels are "
+                f"{_pct_col(ev['area']['in_distribution']['background']).strip()}% of the image."
+                if cam_e
+                else "- No CAM numbers."
+            ),
+            "- Grad-CAM at the GAP layer equals CAM up to a positive factor 1/(h w), so its numbers match CAM's.",
+            "",
+        ]
+    return "\n".join(lines) + "\n"

@@ -203,7 +203,7 @@ def save_state_dict(module: PotPlantGAP, path: Path) -> str:
 
 def write_card(out: Path, record: dict[str, Any], evaluation: dict[str, Any] | None) -> tuple[Path, Path]:
     """Write model_card.json and MODEL_CARD.md next to the checkpoint ``out``."""
-    from cam.evaluate import card_markdown
+    from cam.report import card_markdown
 
     card = {
         "name": "pot_plant_gap_synthetic",

@@ -21,7 +21,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere in a checkout
 
 from cam.network import CLASS_NAMES
-from cam.synthetic import POT_STYLES, SPECIES_LOOKS, draw_scene
+from cam.synthetic import POT_STYLES, SPECIES_LOOKS, SceneSpec
 
 SIZE = 512
 JPEG_QUALITY = 92
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     captions: dict[str, dict[str, object]] = {}
     for stem, species, pot, seed in EXAMPLES:
-        scene = draw_scene(seed, species, size=SIZE, pot_species=pot)
+        spec = SceneSpec(seed=seed, species=species, pot_species=pot, size=SIZE)
         path = args.out / f"{stem}.jpg"
-        Image.fromarray(scene.image).save(path, quality=JPEG_QUALITY, optimize=False, progressive=False)
-        captions[path.name] = {**caption(species, pot), "seed": seed, "size": SIZE}
+        Image.fromarray(spec.draw().image).save(path, quality=JPEG_QUALITY, optimize=False, progressive=False)
+        captions[path.name] = {**caption(species, pot), **spec.to_dict()}
         print(f"wrote {path}")
     (args.out / "captions.json").write_text(json.dumps(captions, indent=2) + "\n")
     print(f"wrote {args.out / 'captions.json'}")

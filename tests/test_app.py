@@ -1,459 +1,281 @@
-"""The app's handlers called directly (no server): outputs, no needless network runs, clear errors."""
+"""The Gradio layer, built with `app.build_demo` on an Explorer over the fixture model (no server):
+the page's element ids, which endpoints are public, the queue groups, the handlers' wiring (every
+declared output gets the view-model's value), lesson links on load, the trusted image input and the
+error wrapper. What the views *say* is tested in test_explorer.py and test_app_methods.py."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import copy
-import hashlib
-import json
 import logging
 import os
-import re
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import gradio as gr
 import numpy as np
 import pytest
-import torch
 from gradio.data_classes import ImageData
-from PIL import Image
 
-from cam import explain, load_image
-from cam.capture import hook_count
-from cam.model import CamModel, Provenance
-from tests.conftest import make_state_dict
+import app
+from cam import CamError
+from cam.model import CamModel
+from explorer.explorer import Explorer, Settings, Who
+from explorer.trusted import UNTRUSTED_PATH_MESSAGE, DataUrlError, UntrustedPathError
+from tests.conftest import EXAMPLES
 
-
-def load_app(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    """Import app.py once per test session, on the seeded test weights (never the Hub)."""
-    if "app" in sys.modules:
-        return sys.modules["app"]
-    ckpt = tmp_path_factory.mktemp("app-model") / "model.pth"
-    torch.save(make_state_dict(0), ckpt)
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio-cache")))
-    os.environ["GRADIO_EXAMPLES_CACHE"] = str(tmp_path_factory.mktemp("examples-cache"))
-    os.environ["CAM_MODEL"] = str(ckpt)
-    try:
-        import app
-    finally:
-        os.environ.pop("CAM_MODEL", None)
-    return app
-
-
-def save_images(folder: Path, arrays: list[np.ndarray]) -> list[Path]:
-    out = []
-    for i, a in enumerate(arrays):
-        p = folder / f"img{i}.png"
-        Image.fromarray(a).save(p)
-        out.append(p)
-    return out
+# docs/DESIGN-NOTES.md: the stable ids that browser tests and benchmarks use.
+DOCUMENTED_IDS = """input-image target layer colormap opacity explain explained-class caveat prediction provenance
+tabs cam-slider cam-heatmap gradcam-slider gradcam-heatmap compare-image compare-numbers all-classes
+methods-gallery methods-statement methods-matrix faith-plot-deletion faith-plot-insertion faith-table channels-grid
+channels-sum-k channels-sum-image channels-sum-numbers channels-proof-plot channels-pixel-plot channels-pixel-image
+link-to-view url-note echo-in echo-out echo-btn""".split()
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    return load_app(tmp_path_factory)
+def demo(explorer: Explorer) -> gr.Blocks:
+    return app.build_demo(explorer)
 
 
-@pytest.fixture(scope="module")
-def paths(tmp_path_factory: pytest.TempPathFactory, images: list[np.ndarray]) -> list[Path]:
-    return save_images(tmp_path_factory.mktemp("imgs"), images)
+DISPLAY = (Settings().opacity, Settings().colormap)  # the page's default opacity and colour map
 
 
-@pytest.fixture
-def counted(app: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]]]:
-    """Record every network run the app makes (app.explain is the only way it runs the model)."""
-    calls: list[tuple[str, Any]] = []
-    real = app.explain
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        calls.append(("explain", kwargs.get("layer")))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(app, "explain", wrapper)
-    yield calls
+def request(session: str = "s-app", host: str = "127.0.0.1", **kw: Any) -> gr.Request:
+    """A request as Gradio hands it to a handler (headers, client, session hash, query)."""
+    kw.setdefault("headers", {"host": "127.0.0.1:7860"})
+    kw.setdefault("query_params", {})
+    return gr.Request(client={"host": host}, session_hash=session, **kw)
 
 
-def out(app: ModuleType, outputs: tuple[Any, ...], name: str) -> Any:
-    value = outputs[app.OUTPUT_NAMES.index(name)]
-    return value.get("value") if isinstance(value, dict) and "__type__" in value else value
+def handler(demo: gr.Blocks, name: str) -> Any:
+    """The first event of ``demo`` whose function is called ``name``."""
+    for fn in demo.fns.values():
+        if getattr(fn.fn, "__name__", None) == name:
+            return fn
+    raise LookupError(name)
 
 
-DEFAULTS = ("Predicted class", "conv3", 0.5, "jet", False)
+def by_id(demo: gr.Blocks, elem_id: str) -> Any:
+    return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
 
 
-def decoded(path: str) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+def value(v: Any) -> Any:
+    return v.get("value") if isinstance(v, dict) and "__type__" in v else v
 
 
-def run(app: ModuleType, path: Path | str | None, state: Any = None, **kw: Any) -> tuple[Any, ...]:
-    target, layer, opacity, cmap, shared = (
-        kw.get(k, d) for k, d in zip(("target", "layer", "opacity", "cmap", "shared"), DEFAULTS, strict=True)
-    )
-    return app.on_settings(None if path is None else str(path), target, layer, opacity, cmap, shared, state)
+# ------------------------------------------------------------------------------------------------ structure
 
 
-# ------------------------------------------------------------------------------------------------ outputs
+def test_the_page_has_the_documented_element_ids(demo: gr.Blocks) -> None:
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert set(DOCUMENTED_IDS) <= ids, sorted(set(DOCUMENTED_IDS) - ids)
+    assert any(i and i.startswith("trust-") for i in ids)
+    assert {f"class-{n}" for n in ("rudo", "baya", "greg", "yuki")} <= ids
 
 
-def test_outputs_match_the_library(app: ModuleType, paths: list[Path]) -> None:
-    outputs = app.on_explain(str(paths[1]), *DEFAULTS, None)
-    assert len(outputs) == len(app.OUTPUT_NAMES) + 1
-    ref = explain(app.MODEL, paths[1], methods=("cam", "gradcam"), all_classes=True)
-    assert out(app, outputs, "prediction") == ref.probabilities
-    assert f"Explaining **{ref.predicted}**" in out(app, outputs, "target_md")
-    # Downloads hold the raw maps exactly, and the comparison PNG is a real PNG.
-    assert np.array_equal(np.load(out(app, outputs, "cam_npy")), ref.maps["cam"])
-    assert np.array_equal(np.load(out(app, outputs, "gradcam_npy")), ref.maps["gradcam"])
-    assert Path(out(app, outputs, "cam_npy")).name == f"cam_{ref.predicted}_conv3.npy"
-    png = Path(out(app, outputs, "compare_png"))
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png == Path(out(app, outputs, "compare_image"))
-    # The slider shows the photo at display size, and the overlay the library's renderer makes
-    # (exactly in the View; as a JPEG of it in the served file).
-    state = outputs[-1]
-    view = app.render_view(state, "Predicted class", "conv3", 0.5, "jet", False)
-    photo, overlay = view.cam_slider
-    display = load_image(paths[1]).display
-    assert display is not None and photo.size == display.size
-    expected = app.render.overlay(display, app.render.scale_map(ref.maps["cam"]), alpha=0.5, colormap="jet")
-    assert np.array_equal(overlay, expected)
-    photo_file, overlay_file = out(app, outputs, "cam_slider")
-    assert decoded(photo_file).shape == decoded(overlay_file).shape == expected.shape
-    assert Path(overlay_file).read_bytes() == app.jpeg_bytes(expected)  # the served file is that overlay
-    assert np.array_equal(decoded(out(app, outputs, "cam_heatmap")), view.cam_heatmap)  # PNG: lossless
-    assert isinstance(state, app.Session) and set(state.by_layer) == {"conv3"}
-    assert hook_count(app.MODEL.module) == 0
+def test_only_the_api_endpoints_are_public(demo: gr.Blocks) -> None:
+    info = demo.get_api_info()
+    public = {f"/{fn.api_name}" for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert set(info["named_endpoints"]) == public and {"/explain", "/channels"} <= public
+    assert not any(name.startswith(("/on_", "/run", "/lambda")) for name in public), public
+    params = {e: [p["parameter_name"] for p in info["named_endpoints"][e]["parameters"]] for e in public}
+    assert params["/explain"] == ["image", "target", "method", "layer"]
+    assert params["/channels"] == ["image", "target", "layer", "x", "y"]
 
 
-def test_every_picture_is_a_fresh_file_per_response(app: ModuleType, paths: list[Path]) -> None:
-    """Gradio 6.31 writes array outputs to one content-addressed file in place, so two identical
-    responses rewrite a file while it is served. Every picture must be our own file, new per call."""
-    first = app.on_explain(str(paths[0]), *DEFAULTS, None)
-    second = app.on_explain(str(paths[0]), *DEFAULTS, first[-1])
-
-    def files(outputs: tuple[Any, ...]) -> list[str]:
-        found: list[str] = []
-        for v in outputs[:-1]:
-            assert not isinstance(v, (np.ndarray, Image.Image)), "pictures must be files, not arrays"
-            found += [x for x in (v if isinstance(v, tuple) else (v,)) if isinstance(x, str) and Path(x).is_file()]
-        return found
-
-    a, b = files(first), files(second)
-    pictures = [f for f in a if f.endswith((".jpg", ".png"))]
-    assert len(pictures) >= 5 + len(app.MODEL.class_names) and len(a) == len(b)
-    cache = Path(gr.utils.get_upload_folder()).resolve()
-    for fa, fb in zip(a, b, strict=True):
-        assert fa != fb and Path(fa).parent != Path(fb).parent, "a new folder per response"
-        assert Path(fa).resolve().is_relative_to(cache)  # served as is, never copied or rewritten by Gradio
-        assert Path(fa).read_bytes() == Path(fb).read_bytes()  # same inputs, same pictures
-
-
-def test_large_photo_is_rendered_at_display_size(app: ModuleType, tmp_path: Path) -> None:
-    big = tmp_path / "big.jpg"
-    Image.new("RGB", (4000, 3000), (90, 140, 60)).save(big, quality=80)
-    photo, overlay = out(app, app.on_explain(str(big), *DEFAULTS, None), "cam_slider")
-    assert decoded(photo).shape == decoded(overlay).shape == (768, 1024, 3)
-
-
-def test_class_switch_and_display_changes_do_not_rerun_the_network(
-    app: ModuleType, paths: list[Path], counted: list[tuple[str, Any]]
-) -> None:
-    outputs = run(app, paths[0])
-    assert len(counted) == 1
-    state = outputs[-1]
-    for target in (*app.MODEL.class_names, "Predicted class"):
-        outputs = run(app, paths[0], state, target=target)
-        state = outputs[-1]
-    for cmap in ("viridis", "magma"):
-        state = run(app, paths[0], state, cmap=cmap, opacity=0.8)[-1]
-    state = run(app, paths[0], state, shared=True)[-1]
-    assert len(counted) == 1, "class, colour map, opacity and scale changes must only re-render"
-    state = run(app, paths[0], state, layer="conv1")[-1]
-    assert len(counted) == 2 and set(state.by_layer) == {"conv1", "conv3"}
-    state = run(app, paths[0], state, layer="conv3", target="baya")[-1]
-    state = run(app, paths[0], state, layer="conv1", target="greg")[-1]
-    assert len(counted) == 2, "a layer seen before is reused"
-    state = run(app, paths[2], state)[-1]
-    assert len(counted) == 3
-    assert set(state.by_layer) == {"conv3"}, "only the current image's results are kept"
-
-
-def test_class_switch_shows_that_class(app: ModuleType, paths: list[Path]) -> None:
-    state = run(app, paths[2])[-1]
-    # Bit-exact against the library's all-classes pass (a single-target pass may round differently).
-    every = explain(
-        app.MODEL, paths[2], methods=("cam", "gradcam"), layer={"cam": "conv3", "gradcam": "conv2"}, all_classes=True
-    )
-    for name in app.MODEL.class_names:
-        outputs = run(app, paths[2], state, target=name, layer="conv2")
-        state = outputs[-1]
-        ref = every.for_target(name)
-        assert np.array_equal(np.load(out(app, outputs, "cam_npy")), ref.maps["cam"])
-        assert np.array_equal(np.load(out(app, outputs, "gradcam_npy")), ref.maps["gradcam"])
-        assert out(app, outputs, "target_md").startswith(f"### Explaining **{name}** (your choice")
-
-
-def test_compare_proves_the_identity_at_conv3_and_explains_other_layers(app: ModuleType, paths: list[Path]) -> None:
-    r = explain(app.MODEL, paths[3], methods=("cam", "gradcam"))
-    text, numbers = app.compare_numbers(r, "conv3")
-    assert numbers["max_abs_diff_scaled"] < 1e-5
-    assert numbers["correlation"] > 0.99999
-    assert abs(numbers["mean_cam_plus_bias"] - numbers["logit"]) < 1e-4 * max(1.0, abs(numbers["logit"]))
-    assert numbers["max_abs_gradcam_times_hw_minus_cam"] < 1e-3 * float(np.abs(r.maps["cam"]).max())
-    assert "same map" in text and f"{numbers['max_abs_diff_scaled']:.2e}" in text
-    r1 = explain(app.MODEL, paths[3], methods=("cam", "gradcam"), layer={"cam": "conv3", "gradcam": "conv1"})
-    text1, numbers1 = app.compare_numbers(r1, "conv1")
-    assert "maps differ" in text1 and "no longer w" in text1
-    assert numbers1["max_abs_diff_scaled"] > 1e-3  # the point of the conv1 view
-    assert "max_abs_gradcam_times_hw_minus_cam" not in numbers1
-
-
-def test_all_classes_come_from_one_pass(app: ModuleType, paths: list[Path], counted: list[tuple[str, Any]]) -> None:
-    outputs = run(app, paths[1])
-    ref = explain(app.MODEL, paths[1], all_classes=True)
-    view = app.render_view(outputs[-1], "Predicted class", "conv3", 0.5, "jet", False)
-    for i, name in enumerate(app.MODEL.class_names):
-        picture = decoded(outputs[app.OUTPUT_NAMES.index(f"class_{i}")])
-        assert max(picture.shape[:2]) <= 600
-        img, caption = view.all_classes[i]
-        assert caption.startswith(f"{name}: ") and ("(predicted)" in caption) == (name == ref.predicted)
-        m01 = app.render.scale_map(ref.for_target(name).maps["cam"])
-        photo = load_image(paths[1]).display
-        assert np.array_equal(img, app.render.overlay(photo, m01, alpha=0.5, colormap="jet"))  # 300x200 < 512
-    assert len(counted) == 1
+def test_every_queued_event_is_in_the_model_s_concurrency_group(demo: gr.Blocks) -> None:
+    queued = [fn for fn in demo.fns.values() if fn.fn is not None and fn.queue is not False]
+    assert len(queued) > 10
+    assert {fn.concurrency_id for fn in queued} == {app.CONCURRENCY_ID}, "two groups would run the model at once"
+    for name in ("on_explain", "on_settings", "on_load", "explain", "channels"):
+        assert handler(demo, name).concurrency_id == app.CONCURRENCY_ID
 
 
 @pytest.fixture
-def no_evidence_model(app: ModuleType, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The app on a copy of the test model whose last class has only negative fc weights: with
-    post-ReLU activations A >= 0, its CAM sum_k w_k A^k is <= 0 everywhere on every image."""
-    module = copy.deepcopy(app.MODEL.module)
-    with torch.no_grad():
-        module.classifier.weight[-1] = -module.classifier.weight[-1].abs() - 0.01
-    monkeypatch.setattr(app, "MODEL", CamModel(module=module, provenance=app.MODEL.provenance))
-    return app.MODEL.class_names[-1]
+def cold(make_explorer: Callable[..., Explorer], fixture_model: CamModel) -> tuple[Explorer, gr.Blocks, list[int]]:
+    """A demo on a fresh Explorer, and a counter of the fixture network's forward passes."""
+    ex = make_explorer()
+    seen: list[int] = []
+    handle = fixture_model.module.register_forward_hook(lambda *_: seen.append(1))
+    yield ex, app.build_demo(ex), seen  # type: ignore[misc]
+    handle.remove()
 
 
-def test_no_positive_evidence_gets_a_note_not_a_black_square(
-    app: ModuleType, paths: list[Path], no_evidence_model: str
-) -> None:
-    name = no_evidence_model
-    outputs = run(app, paths[0], target=name)
-    assert f"No positive evidence for {name}" in out(app, outputs, "cam_note")
-    assert f"No positive evidence for {name}" in out(app, outputs, "gradcam_note")  # conv3: same map
-    photo, shown = (decoded(f) for f in out(app, outputs, "cam_slider"))
-    assert shown.shape == photo.shape
-    assert shown.mean() > 60 and shown.std() > 5, "a greyed photo with a note, not a blank square"
-    i = app.MODEL.class_names.index(name)
-    caption = app.render_view(outputs[-1], name, "conv3", 0.5, "jet", False).all_classes[i][1]
-    assert caption.endswith("no positive evidence")
-    assert float(outputs[-1].by_layer["conv3"].for_target(name).maps["cam"].max()) <= 0  # the note is true
-    # Classes with evidence still get their overlay and no note.
-    other = run(app, paths[0], outputs[-1], target=app.MODEL.class_names[0])
-    assert out(app, other, "cam_note") == ""
-    picture, summary, _ = app.explain_api(str(paths[0]), name, "cam", "conv3")
-    assert summary["has_positive_evidence"] is False and decoded(picture).std() > 5
+def test_events_off_the_queue_never_run_the_network(cold: tuple[Explorer, gr.Blocks, list[int]],
+                                                    photos: dict[str, Path]) -> None:  # fmt: skip
+    """An event with queue=False runs at once in its own thread, outside the model's group and the
+    queue's limits: it must not run the network (here: the Trust tab's method boxes, ticked on a
+    photo whose explanation is not cached, e.g. evicted)."""
+    ex, demo, forwards = cold
+    faith_outputs = {id(by_id(demo, i)) for i in ("faith-plot-deletion", "faith-plot-insertion", "faith-table")}
+    off_queue = [fn for fn in demo.fns.values() if fn.fn is not None and fn.queue is False
+                 and faith_outputs <= {id(o) for o in fn.outputs} and len(fn.inputs) == 7]  # fmt: skip
+    assert off_queue, "the faithfulness view is shown without the queue"
+    for fn in off_queue:
+        fn.fn(request(), str(photos["teal"]), "predicted", "conv3", *DISPLAY, "trust", ["cam"])
+    assert forwards == [], "a quick (off-queue) event ran the model"
 
 
-# ------------------------------------------------------------------------------------------------ errors
+# ------------------------------------------------------------------------------------------------ handlers
 
 
-def test_errors_are_clear_gr_errors(app: ModuleType, paths: list[Path], tmp_path: Path) -> None:
-    with pytest.raises(gr.Error, match="Upload a photo"):
-        app.on_explain(None, *DEFAULTS, None)
-    bad = tmp_path / "notes.png"
-    bad.write_text("these are my notes, not a photo")
-    with pytest.raises(gr.Error, match="not an image") as info:
-        app.on_explain(str(bad), *DEFAULTS, None)
-    assert "Traceback" not in info.value.message
-    with pytest.raises(gr.Error, match="Unknown target class 'tulip'"):
-        run(app, paths[0], target="tulip")
-    with pytest.raises(gr.Error, match="Unknown layer 'conv9'"):
-        run(app, paths[0], layer="conv9")
-    with pytest.raises(gr.Error, match="Unknown colour map 'rainbow'"):
-        run(app, paths[0], cmap="rainbow")
-    gone = tmp_path / "gone.png"
-    with pytest.raises(gr.Error, match="no longer on the server"):
-        app.on_explain(str(gone), *DEFAULTS, None)
+def test_explain_fills_every_output_with_the_view(demo: gr.Blocks, explorer: Explorer,
+                                                  photos: dict[str, Path]) -> None:  # fmt: skip
+    fn = handler(demo, "on_explain")
+    out = fn.fn(request(), str(photos["blue"]), "greg", "conv2", 0.4, "jet", "cam", False)
+    assert set(map(id, out)) == set(map(id, fn.outputs)), "every declared output gets a value"
+    view = explorer.main_view(Who("s-app", "127.0.0.1"), str(photos["blue"]), Settings("greg", "conv2", 0.4, "jet"))
+    shown = {getattr(k, "elem_id", None): value(v) for k, v in out.items()}
+    assert shown["explained-class"] == view.heading and shown["compare-numbers"] == view.compare_md
+    assert shown["prediction"] == view.prediction and shown["caveat"] == view.caveat == ""
+    assert np.array_equal(np.load(shown["download-cam"]), np.load(view.cam_npy))
+    for i, name in enumerate(("rudo", "baya", "greg", "yuki")):
+        tile = out[by_id(demo, f"class-{name}")]
+        assert tile["label"] == view.class_tiles[i][1] and Path(tile["value"]).is_file()
+    for v in out.values():
+        assert not isinstance(v, np.ndarray), "pictures go out as files of their own, never arrays"
 
 
-def test_html_in_a_message_is_escaped(app: ModuleType, tmp_path: Path) -> None:
-    bad = tmp_path / "<img src=x onerror=alert(1)>.png"
-    bad.write_bytes(b"")
-    with pytest.raises(gr.Error) as info:
-        app.on_explain(str(bad), *DEFAULTS, None)
-    assert "<img" not in info.value.message and "&lt;img" in info.value.message
+def test_settings_without_an_image_change_nothing(demo: gr.Blocks) -> None:
+    fn = handler(demo, "on_settings")
+    out = fn.fn(request(), None, "baya", "conv3", *DISPLAY, "cam", False)
+    assert set(map(id, out)) == set(map(id, fn.outputs)) and all(v == gr.skip() for v in out.values())
 
 
-def test_unexpected_errors_are_logged_not_shown(
-    app: ModuleType, paths: list[Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("secret internal detail")
-
-    monkeypatch.setattr(app, "explain", broken)
-    with caplog.at_level(logging.ERROR, logger="cam.app"), pytest.raises(gr.Error) as info:
-        run(app, paths[0])
-    assert info.value.message == app.GENERIC_ERROR and "secret" not in info.value.message
-    assert "secret internal detail" in caplog.text
+def test_a_refused_photo_keeps_the_last_result_and_says_why(demo: gr.Blocks, tmp_path: Path) -> None:
+    """Issue 12.7: a refusal is a message (a toast), not "Error" pills over the last good result."""
+    fn = handler(demo, "on_explain")
+    notes = tmp_path / "notes.png"
+    notes.write_text("these are my notes, not a photo")
+    for image, message in ((None, "Upload a photo of a pot plant first"), (str(notes), "not an image")):
+        with pytest.warns(UserWarning, match=message):  # gr.Warning, outside a running server
+            out = fn.fn(request(), image, "baya", "conv3", *DISPLAY, "cam", False)
+        assert set(map(id, out)) <= set(map(id, fn.outputs)) and all(v == gr.skip() for v in out.values())
 
 
-def test_settings_without_an_image_change_nothing(app: ModuleType) -> None:
-    outputs = run(app, None, target="baya")
-    assert len(outputs) == len(app.OUTPUT_NAMES) + 1
-    assert all(isinstance(v, dict) and v.get("__type__") == "update" and len(v) == 1 for v in outputs)
+def test_clear_empties_every_output(demo: gr.Blocks) -> None:
+    fn = handler(demo, "on_clear")
+    out = fn.fn()
+    assert set(map(id, out)) == set(map(id, fn.outputs))
+    assert out[by_id(demo, "link-to-view")] == ""
+    assert all(v is None for k, v in out.items() if getattr(k, "elem_id", None) != "link-to-view")
 
 
-def test_clear_empties_every_output(app: ModuleType) -> None:
-    outputs = app.on_clear()
-    assert outputs[-1] is None and len(outputs) == len(app.OUTPUT_NAMES) + 1
-    assert out(app, outputs, "cam_slider") is None and out(app, outputs, "target_md") == ""
+def test_a_lesson_link_opens_its_view(demo: gr.Blocks, explorer: Explorer) -> None:
+    fn = handler(demo, "on_load")
+    query = {"example": "greg_2", "class": "baya", "layer": "conv2", "tab": "compare", "cmap": "jet", "opacity": "x"}
+    out = fn.fn(request(query_params=query))
+    shown = {getattr(k, "elem_id", None): value(v) for k, v in out.items()}
+    assert shown["input-image"] == str(EXAMPLES / "greg_2.jpg")
+    assert (shown["target"], shown["layer"], shown["colormap"]) == ("baya", "conv2", "jet")
+    assert shown["url-note"] == "⚠️ Ignored `opacity=x`: use a number from 0 to 1."
+    assert shown["explained-class"].startswith("### Explaining **baya** (your choice")
+    assert "`greg_2.jpg`, true class **greg**" in shown["explained-class"]
+    assert "Grad-CAM at conv2" in shown["compare-numbers"] or "At conv2" in shown["compare-numbers"]
+    # No link at all: the default example, explained on arrival.
+    shown = {getattr(k, "elem_id", None): value(v) for k, v in fn.fn(request()).items()}
+    assert shown["input-image"] == str(explorer.examples.default.path) and shown["url-note"] == ""  # type: ignore[union-attr]
+    assert shown["explained-class"].startswith("### Explaining **")
 
 
-# ------------------------------------------------------------------------------------------------ API
+def test_the_link_names_examples_never_uploads(demo: gr.Blocks, photos: dict[str, Path]) -> None:
+    fn = handler(demo, "on_link")
+    link = fn.fn(request(), str(EXAMPLES / "yuki_1.jpg"), "rudo", "conv1", *DISPLAY, "methods")
+    assert link == "http://127.0.0.1:7860/?example=yuki_1&class=rudo&layer=conv1&tab=methods"
+    assert fn.fn(request(), str(photos["teal"]), "predicted", "conv3", *DISPLAY, "cam") == "http://127.0.0.1:7860/"
+    link = fn.fn(request(), str(EXAMPLES / "yuki_1.jpg"), "predicted", "conv3", 0.25, "jet", "cam")
+    assert link == "http://127.0.0.1:7860/?example=yuki_1&opacity=0.25&cmap=jet"
 
 
-def test_explain_api(app: ModuleType, paths: list[Path]) -> None:
-    picture, summary, npy = app.explain_api(str(paths[2]), "greg", "gradcam", "conv2")
-    ref = explain(app.MODEL, paths[2], target="greg", methods=("gradcam",), layer="conv2")
-    assert np.array_equal(np.load(npy), ref.maps["gradcam"])
-    assert summary["target"] == "greg" and summary["layer"] == "conv2" and summary["method"] == "gradcam"
-    assert summary["probabilities"] == ref.probabilities
-    assert summary["map_max"] == float(ref.maps["gradcam"].max())
-    assert summary["model"]["sha256"] == app.MODEL.provenance.sha256
-    assert decoded(picture).shape == (120, 480, 3)  # the photo's own size (480x120), under the display cap
-    assert Path(picture).name == "overlay_gradcam_greg_conv2.jpg" and Path(npy).name == "gradcam_greg_conv2.npy"
-    json.dumps(summary)  # the JSON output must serialise
-    with pytest.raises(gr.Error, match="exists only at 'conv3'"):
-        app.explain_api(str(paths[2]), "predicted", "cam", "conv1")
-    with pytest.raises(gr.Error, match=re.escape("Unknown method 'gradcam+++'")):
-        app.explain_api(str(paths[2]), "predicted", "gradcam+++", "conv3")
+def test_the_reader_s_address_is_its_memory_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    forwarded = request(headers={"x-forwarded-for": "198.51.100.4, 10.0.0.1"}, host="10.0.0.1")
+    monkeypatch.delenv("SYSTEM", raising=False)
+    assert app.who(forwarded) == Who("s-app", "10.0.0.1"), "a header anyone can send is not trusted off Spaces"
+    monkeypatch.setenv("SYSTEM", "spaces")
+    assert app.who(forwarded) == Who("s-app", "198.51.100.4")
 
 
-def test_only_explain_is_a_public_endpoint(app: ModuleType) -> None:
-    info = app.demo.get_api_info()
-    assert set(info["named_endpoints"]) == {"/explain"}
-    params = [p["parameter_name"] for p in info["named_endpoints"]["/explain"]["parameters"]]
-    assert params == ["image", "target", "method", "layer"]
-
-
-def test_model_events_share_one_concurrency_group(app: ModuleType) -> None:
-    fns = [f for f in app.demo.fns.values() if f.fn is not None and f.name != "on_clear"]
-    model_handlers = {
-        "on_explain",
-        "on_settings",
-        "after_example",
-        "explain_api",
-        "load_example_output",
-        "on_methods_view",
-        "on_scorecam",
-        "on_faithfulness",
-    }
-    model_fns = [f for f in fns if getattr(f.fn, "__name__", "") in model_handlers]
-    assert {getattr(f.fn, "__name__", "") for f in model_fns} >= model_handlers - {"load_example_output"}
-    assert {f.concurrency_id for f in model_fns} == {app.CONCURRENCY_ID}
-    assert app.demo._queue.max_size == app.QUEUE_MAX_SIZE
+def test_the_cache_cleaner_never_breaks_a_response_being_written(demo: gr.Blocks, explorer: Explorer) -> None:
+    """A response's output folder is empty until its first picture is written; the cleaner (every
+    10 min; here called directly) removes empty output folders. A response caught in between must
+    still write its files."""
+    files = explorer.files()  # what a handler does first, before it computes
+    app._delete_files_created_by_app(demo, 3600)
+    written = files.png(np.zeros((4, 4, 3), np.uint8), "picture")
+    assert Path(written).is_file()
 
 
 # ------------------------------------------------------------------------------------------------ inputs
 
 
-def test_image_input_never_decodes(app: ModuleType, tmp_path: Path) -> None:
-    comp = app.image_input()
-    junk = tmp_path / "junk.jpg"
-    junk.write_bytes(b"not an image at all")
-    assert comp.preprocess(ImageData(path=str(junk))) == str(junk)  # passed on untouched
-    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
-    url = "data:image/png;base64," + base64.b64encode(data).decode()
-    saved = comp.preprocess(ImageData(url=url))
-    assert Path(saved).read_bytes() == data and saved in comp.temp_files
-    assert comp.preprocess(None) is None
-    big = "data:image/png;base64," + "A" * (app.MAX_DATA_URL_BYTES * 4 // 3 + 8)
-    with pytest.raises(gr.Error, match=f"over the {app.MAX_UPLOAD_MB} MB limit"):
-        comp.preprocess(ImageData(url=big))
-    with pytest.raises(gr.Error, match="not base64"):
-        comp.preprocess(ImageData(url="data:image/png,rawbytes"))
-    assert comp.get_block_name() == "image"  # the front end draws Gradio's own Image
+@pytest.fixture
+def image_input(explorer: Explorer) -> app.ImageInput:
+    return app.trusted(app.ImageInput(type="filepath", image_mode=None), explorer)
 
 
-def test_examples_and_captions(app: ModuleType, tmp_path: Path) -> None:
-    assert app.load_examples(tmp_path / "missing") == []
-    Image.new("RGB", (40, 30), (10, 200, 30)).save(tmp_path / "baya_1.jpg")
-    Image.new("RGB", (40, 30), (200, 10, 30)).save(tmp_path / "rudo_1.jpg")
-    (tmp_path / "captions.json").write_text(
-        json.dumps({"baya_1.jpg": {"class": "baya", "class_index": 1, "look_for": "the cream blotches"}})
-    )
-    found = app.load_examples(tmp_path)
-    assert [e.path.name for e in found] == ["baya_1.jpg", "rudo_1.jpg"]
-    assert (found[0].true_class, found[0].look_for) == ("baya", "the cream blotches")
-    assert found[1].true_class is None
-    assert found[0].sha256 == hashlib.sha256((tmp_path / "baya_1.jpg").read_bytes()).hexdigest()
-    (tmp_path / "captions.json").write_text("{broken")
-    assert len(app.load_examples(tmp_path)) == 2  # a broken captions file does not break the app
-
-
-def test_example_note_matches_by_content(app: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    photo = tmp_path / "a.jpg"
-    Image.new("RGB", (40, 30), (10, 200, 30)).save(photo)
-    ex = app.ExamplePhoto(photo, "baya", "the cream blotches", app.file_sha256(str(photo)))
-    monkeypatch.setattr(app, "_EXAMPLES_BY_SHA", {ex.sha256: ex})
-    copy = tmp_path / "upload.jpg"
-    copy.write_bytes(photo.read_bytes())
-    outputs = app.on_explain(str(copy), *DEFAULTS, None)
-    assert "`a.jpg`, true class **baya**" in out(app, outputs, "target_md")
-    assert "the cream blotches" in out(app, outputs, "target_md")
-
-
-def test_after_example_rerenders_only_for_custom_settings(app: ModuleType, paths: list[Path]) -> None:
-    skipped = app.after_example(str(paths[0]), *DEFAULTS, None)
-    assert all(v == gr.skip() for v in skipped)
-    outputs = app.after_example(str(paths[0]), "Predicted class", "conv3", 0.5, "viridis", False, None)
-    assert isinstance(outputs[-1], app.Session)
-
-
-# ------------------------------------------------------------------------------------------------ banner
-
-
-def test_provenance_banner(app: ModuleType) -> None:
-    demo_model = Provenance(
-        source="bundled",
-        requested="auto",
-        path="/x/pot_plant_gap_synthetic.pth",
-        sha256="ab" * 32,
-        size=1,
-        fallback_reason="The Hub could not be reached (offline).",
-    )
-    text = app.provenance_markdown(demo_model)
-    assert "offline demo model trained on synthetic pot plants" in text
-    assert "course model loads from the Hugging Face Hub when the network allows" in text
-    assert "The Hub could not be reached (offline)." in text and "ab" * 32 in text
-    hub = Provenance(
-        source="hub",
-        requested="auto",
-        path="/c/model.pth",
-        sha256="cd" * 32,
-        size=1,
-        repo_id="a-data-odyssey/XAI-for-CV-models",
-        filename="models/pot_plant_classifier_gap/model.pth",
-        revision="main",
-        commit="0123456789abcdef" * 2 + "01234567",
-    )
-    text = app.provenance_markdown(hub)
-    assert "a-data-odyssey/XAI-for-CV-models" in text and "models/pot_plant_classifier_gap/model.pth" in text
-    assert "0123456789ab" in text and "cd" * 32 in text and "demo" not in text
-
-
-@contextlib.contextmanager
-def launched(app: ModuleType, **overrides: Any) -> Iterator[str]:
-    """The app served on 127.0.0.1 with its production launch settings; closed afterwards."""
-    kwargs = {**app.LAUNCH_KWARGS, "prevent_thread_lock": True, "quiet": True, "server_name": "127.0.0.1", **overrides}
-    _, url, _ = app.demo.launch(**kwargs)
+def test_the_image_input_passes_trusted_paths_undecoded(image_input: app.ImageInput) -> None:
+    upload = Path(gr.utils.get_upload_folder()) / f"test-junk-{os.getpid()}.jpg"
+    upload.write_bytes(b"not an image at all")
     try:
-        yield url
+        assert image_input.preprocess(ImageData(path=str(upload))) == str(upload.resolve())
     finally:
-        app.demo.close()
+        upload.unlink()
+    assert image_input.preprocess(ImageData(path=str(EXAMPLES / "rudo_1.jpg"))) == str((EXAMPLES / "rudo_1.jpg").resolve())
+    assert image_input.preprocess(None) is None
+    assert image_input.get_block_name() == "image", "the front end draws Gradio's own Image"
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "/nonexistent.png", "", "examples/../app.py", "."])
+def test_the_image_input_refuses_every_other_path_alike(image_input: app.ImageInput, path: str) -> None:
+    with pytest.raises(UntrustedPathError) as info:
+        image_input.preprocess(ImageData(path=path))
+    assert str(info.value) == UNTRUSTED_PATH_MESSAGE
+
+
+def test_the_image_input_refuses_a_link_out_of_the_upload_folder(image_input: app.ImageInput) -> None:
+    link = Path(gr.utils.get_upload_folder()) / f"test-link-{os.getpid()}.png"
+    link.symlink_to("/etc/hostname")
+    try:
+        with pytest.raises(UntrustedPathError):
+            image_input.preprocess(ImageData(path=str(link)))
+    finally:
+        link.unlink()
+
+
+def test_the_image_input_writes_data_urls_to_a_file_without_decoding(image_input: app.ImageInput) -> None:
+    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    saved = image_input.preprocess(ImageData(url="data:image/png;base64," + base64.b64encode(data).decode()))
+    assert saved is not None and Path(saved).read_bytes() == data and saved in image_input.temp_files
+    Path(saved).unlink()
+    big = "data:image/png;base64," + "A" * (4 * (app.MAX_UPLOAD_MB * 1024 * 1024 // 3) + 8)
+    with pytest.raises(DataUrlError, match=f"over this app's {app.MAX_UPLOAD_MB} MB limit"):
+        image_input.preprocess(ImageData(url=big))
+    with pytest.raises(DataUrlError, match="not base64-encoded"):
+        image_input.preprocess(ImageData(url="data:image/png,rawbytes"))
+
+
+# ------------------------------------------------------------------------------------------------ errors
+
+
+def test_refusals_are_shown_and_surprises_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    @app.user_errors
+    def refuses() -> None:
+        raise CamError("This photo is 30000x20000 pixels, over the limit. Use a smaller one." + "x" * 1000)
+
+    @app.user_errors
+    def breaks() -> None:
+        raise RuntimeError("secret internal detail " + "y" * 5000)
+
+    @app.user_errors
+    def says() -> None:
+        raise gr.Error("already a message")
+
+    with pytest.raises(gr.Error) as info:
+        refuses()
+    assert info.value.message.startswith("This photo is 30000x20000 pixels") and len(info.value.message) == 400
+    with caplog.at_level(logging.ERROR, logger="cam.app"), pytest.raises(gr.Error) as info:
+        breaks()
+    assert info.value.message == app.GENERIC_ERROR and "secret" not in info.value.message
+    assert "secret internal detail" in caplog.text and len(caplog.text) < 1000
+    with pytest.raises(gr.Error, match="already a message"):
+        says()

@@ -1,31 +1,33 @@
-"""The hostile image corpus through every way into the app: the event handler, a gradio_client upload,
-and a raw API call with a data: URL (which skips Gradio's upload route and its size limit). Each file
-gives a correct result or a clear message, and the server answers the next request."""
+"""The hostile image corpus (tests/hostile/corpus.py) through every way into the app: the Explorer
+(what the page's events call), a gradio_client upload, and a raw API call with a data: URL (which
+skips Gradio's upload route and its size limit). Each file gives a correct result or its clear
+message, and the server answers the next request."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import gradio as gr
 import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from cam import CamError
 from cam.capture import hook_count
+from cam.model import CamModel
+from explorer.api import Api
+from explorer.explorer import Explorer, Settings, Who
 from tests.hostile.corpus import OVERSIZE_NAME, Case, make_corpus
-from tests.test_app import DEFAULTS, launched, load_app, out
 
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    return load_app(tmp_path_factory)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning", "ignore::FutureWarning", "ignore:.*(no_silent_downcasting|copy keyword).*"
+)
+WHO = Who("hostile", "127.0.0.1")
+UPLOAD_LIMIT = r"(?i)exceeds the maximum|413|too large"
 
 
 @pytest.fixture(scope="module")
@@ -34,27 +36,66 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Case]:
 
 
 @pytest.fixture(scope="module")
-def server(app: ModuleType) -> Iterator[tuple[str, Client]]:
-    with launched(app) as url:
-        yield url, Client(url, verbose=False)
+def client(served_app: str) -> Client:
+    return Client(served_app, verbose=False)
 
-
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::DeprecationWarning", "ignore::FutureWarning", "ignore:.*(no_silent_downcasting|copy keyword).*"
-)
 
 _SUMMARIES: dict[str, dict[str, Any]] = {}
 
 
-def expected_summary(app: ModuleType, case: Case) -> dict[str, Any]:
-    """What the /explain handler answers for this file when called directly (computed once)."""
+def expected_summary(explorer: Explorer, case: Case) -> dict[str, Any]:
+    """What the /explain endpoint answers for this file when called in-process (computed once)."""
     if case.name not in _SUMMARIES:
-        _SUMMARIES[case.name] = app.explain_api(str(case.path), "predicted", "cam", "conv3")[1]
+        _SUMMARIES[case.name] = Api(explorer).explain(str(case.path), "predicted", "cam", "conv3")[1]
     return _SUMMARIES[case.name]
 
 
+def test_every_file_through_the_explorer(explorer: Explorer, fixture_model: CamModel, corpus: list[Case]) -> None:
+    for case in corpus:
+        if case.expect == "ok":
+            image = explorer.image(WHO, str(case.path))
+            assert image.original_size == case.size, case.name
+            err = np.abs(image.model_input.astype(float) - case.expected_model_input().astype(float)).mean()
+            assert err <= case.tolerance, f"{case.name}: mean error {err:.2f} > {case.tolerance}"
+            assert image.display is not None and max(image.display.size) <= 1024, case.name
+            r = explorer.explanation(WHO, str(case.path), "conv3")
+            assert set(r.probabilities) == set(explorer.class_names), case.name
+        else:
+            with pytest.raises(CamError) as info:
+                explorer.main_view(WHO, str(case.path), Settings())
+            assert case.error in str(info.value), f"{case.name}: {info.value!r}"
+    # One large, rotated photo all the way to the rendered page.
+    big = next(c for c in corpus if c.name == "jpeg_exif6_3000x2000")
+    view = explorer.main_view(WHO, str(big.path), Settings())
+    assert view.heading.startswith("### Explaining ") and Path(view.cam_slider[1]).is_file()
+    assert hook_count(fixture_model.module) == 0
+
+
+def healthy(client: Client, corpus: list[Case]) -> None:
+    ok = next(c for c in corpus if c.expect == "ok")
+    _, summary, _ = client.predict(handle_file(str(ok.path)), "predicted", "cam", "conv3", api_name="/explain")
+    assert summary["method"] == "cam", "the server still answers"
+
+
+@pytest.mark.slow
+def test_every_file_as_a_gradio_client_upload(explorer: Explorer, client: Client, corpus: list[Case]) -> None:
+    for case in corpus:
+        if case.name == OVERSIZE_NAME:  # the server's 10 MB upload limit answers first
+            with pytest.raises(Exception, match=UPLOAD_LIMIT):
+                client.predict(handle_file(str(case.path)), "predicted", "cam", "conv3", api_name="/explain")
+        elif case.expect == "ok":
+            _, summary, _ = client.predict(handle_file(str(case.path)), "predicted", "cam", "conv3",
+                                           api_name="/explain")  # fmt: skip
+            assert summary == expected_summary(explorer, case), case.name
+        else:
+            with pytest.raises(AppError) as info:
+                client.predict(handle_file(str(case.path)), "predicted", "cam", "conv3", api_name="/explain")
+            assert case.error in str(info.value), f"{case.name}: {info.value}"
+    healthy(client, corpus)
+
+
 def data_url_call(url: str, data: bytes) -> tuple[str, Any]:
-    """POST to the /explain endpoint with the image as a data: URL; returns (event, payload)."""
+    """POST to /explain with the image as a data: URL; returns (event, payload)."""
     image = {
         "path": None,
         "url": "data:application/octet-stream;base64," + base64.b64encode(data).decode(),
@@ -75,65 +116,16 @@ def data_url_call(url: str, data: bytes) -> tuple[str, Any]:
     return event, data
 
 
-def healthy(client: Client, case: Case) -> None:
-    """The server still answers a plain request after ``case``."""
-    ok = next(c for c in CORPUS_OK_PROBE)
-    _, summary, _ = client.predict(handle_file(str(ok)), "predicted", "cam", "conv3", api_name="/explain")
-    assert summary["method"] == "cam", f"server unhealthy after {case.name}"
-
-
-CORPUS_OK_PROBE: list[Path] = []
-UPLOAD_LIMIT = r"(?i)exceeds the maximum|413|too large"
-
-
-def test_handler(app: ModuleType, corpus: list[Case]) -> None:
+@pytest.mark.slow
+def test_every_file_as_a_raw_data_url(explorer: Explorer, served_app: str, client: Client,
+                                      corpus: list[Case]) -> None:  # fmt: skip
     for case in corpus:
-        if case.expect == "ok":
-            outputs = app.on_explain(str(case.path), *DEFAULTS, None)
-            session = outputs[-1]
-            assert out(app, outputs, "prediction") == session.by_layer["conv3"].probabilities, case.name
-            assert session.image.original_size == case.size, case.name
-            err = np.abs(session.image.model_input.astype(float) - case.expected_model_input().astype(float)).mean()
-            assert err <= case.tolerance, f"{case.name}: mean error {err:.2f} > {case.tolerance}"
-            assert max(session.image.display.size) <= 1024, case.name
-        else:
-            with pytest.raises(gr.Error) as info:
-                app.on_explain(str(case.path), *DEFAULTS, None)
-            assert case.error in info.value.message, f"{case.name}: {info.value.message!r}"
-            assert info.value.message != app.GENERIC_ERROR, case.name
-    assert hook_count(app.MODEL.module) == 0
-
-
-def test_gradio_client_upload(app: ModuleType, corpus: list[Case], server: tuple[str, Client]) -> None:
-    _, client = server
-    CORPUS_OK_PROBE[:] = [next(c.path for c in corpus if c.expect == "ok")]
-    for case in corpus:
-        if case.name == OVERSIZE_NAME:  # the server's 10 MB upload limit answers first
-            with pytest.raises(Exception, match=UPLOAD_LIMIT):
-                client.predict(handle_file(str(case.path)), "predicted", "cam", "conv3", api_name="/explain")
-        elif case.expect == "ok":
-            _, summary, _ = client.predict(
-                handle_file(str(case.path)), "predicted", "cam", "conv3", api_name="/explain"
-            )
-            assert summary == expected_summary(app, case), case.name
-        else:
-            with pytest.raises(AppError) as info:
-                client.predict(handle_file(str(case.path)), "predicted", "cam", "conv3", api_name="/explain")
-            assert case.error in str(info.value), f"{case.name}: {info.value}"
-    healthy(client, corpus[-1])  # each case's request was answered after the previous one; so is this
-
-
-def test_raw_data_url(app: ModuleType, corpus: list[Case], server: tuple[str, Client]) -> None:
-    url, client = server
-    CORPUS_OK_PROBE[:] = [next(c.path for c in corpus if c.expect == "ok")]
-    for case in corpus:
-        event, data = data_url_call(url, case.path.read_bytes())
+        event, data = data_url_call(served_app, case.path.read_bytes())
         if case.expect == "ok":
             assert event == "complete", f"{case.name}: {data}"
-            assert data[1] == expected_summary(app, case), case.name
+            assert data[1] == expected_summary(explorer, case), case.name
         else:
             assert event == "error", case.name
-            expected = "MB limit" if case.name == OVERSIZE_NAME else case.error
+            expected = {OVERSIZE_NAME: "MB limit", "zero_bytes": "holds no data"}.get(case.name, case.error)
             assert data["error"] and expected in data["error"], f"{case.name}: {data}"
-    healthy(client, corpus[-1])
-    assert hook_count(app.MODEL.module) == 0
+    healthy(client, corpus)

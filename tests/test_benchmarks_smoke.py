@@ -34,6 +34,7 @@ def test_quick_run_writes_json_with_the_requested_rows(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["machine"]["versions"]["torch"]
+    assert len(report["machine"]["loadavg_start"]) == 3
     assert report["settings"]["threads"] == [1]
     rows = {r["id"]: r for r in report["rows"]}
     assert set(rows) == {"P1.t1", "P4"}
@@ -45,26 +46,50 @@ def test_quick_run_writes_json_with_the_requested_rows(tmp_path: Path) -> None:
         assert row["n"] == 3
     assert rows["P1.t1"]["threads"] == 1
     assert rows["P1.t1"]["target"] == 1.3 and rows["P4"]["target"] == 0.45
-    # The table on stdout names every row.
-    assert "P1.t1" in proc.stdout and "P4" in proc.stdout
+    # The load average comes first, and the table on stdout names every row with its target.
+    assert proc.stdout.startswith("load average at start")
+    assert "P1.t1" in proc.stdout and "<= 1.3" in proc.stdout and "P4" in proc.stdout
 
 
 def test_unknown_row_is_refused_with_the_valid_choices(tmp_path: Path) -> None:
-    proc = run_harness(tmp_path, "--quick", "--only", "P9")
+    proc = run_harness(tmp_path, "--quick", "--only", "P99")
     assert proc.returncode == 2
-    assert "Unknown rows ['P9']" in proc.stderr and "P1, P2, P3" in proc.stderr
+    assert "Unknown rows ['P99']" in proc.stderr and "P1, P2, P3" in proc.stderr and "P13" in proc.stderr
 
 
-def test_app_rows_are_skipped_with_a_reason_when_app_py_is_missing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from benchmarks import run
+def test_a_missing_feature_is_listed_as_not_available_with_its_target(tmp_path: Path) -> None:
+    from benchmarks.harness import Row, table, unavailable
+    from benchmarks.rows_library import find_function
 
-    monkeypatch.setattr(run, "APP", tmp_path / "no_app.py")
-    settings = run.Settings(
-        quick=True, repeats=1, warmup=0, requests=1, cold_runs=1, throughput_requests=8, threads=(1,), workdir=tmp_path
-    )
-    rows = run.rows_app(settings, {"P5", "P6", "P7", "P8"}, {}, None)
-    assert [r.id for r in rows] == ["P5", "P6", "P7", "P8"]
-    assert all(r.skipped == "app.py does not exist yet" and r.passed is None for r in rows)
-    assert "SKIP" in run.table(rows)
+    reason = find_function("cam.no_such_module", "anything")
+    assert isinstance(reason, str) and "cannot be imported" in reason
+    row = unavailable("P14", "sanity check", 10.0, reason)
+    assert row.passed is None and row.verdict == "n/a" and row.skipped.startswith("not available")
+    done = Row("P1.t1", "x", "a", "b", "ms", "<=", 1.3).finish(2.0, 1.0, 3)
+    text = table([row, done])
+    assert "P14" in text and "<= 10" in text and "n/a" in text and "FAIL" in text
+
+
+def test_the_page_driver_reads_the_event_graph() -> None:
+    """`benchmarks.uisession` finds events by element id and follows .then/.success chains."""
+    from benchmarks.uisession import PageEvents
+
+    page = PageEvents.__new__(PageEvents)
+    config = {
+        "components": [
+            {"id": 1, "type": "button", "props": {"elem_id": "go"}},
+            {"id": 2, "type": "state", "props": {}},
+            {"id": 3, "type": "tabitem", "props": {"id": "cam", "label": "CAM"}},
+            {"id": 4, "type": "radio", "props": {"elem_id": "layer", "choices": [["conv1", "conv1"], ["c3", "conv3"]]}},
+        ],
+        "dependencies": [
+            {"id": 0, "targets": [[1, "click"]], "inputs": [2], "outputs": [2], "trigger_after": None},
+            {"id": 1, "targets": [[None, "then"]], "inputs": [], "outputs": [], "trigger_after": 0},
+        ],
+    }
+    page._read(config, "http://x/")
+    assert page.elem("go") == 1 and page.tabs == {"cam": 3}
+    assert [d["id"] for d in page.on[(1, "click")]] == [0] and [d["id"] for d in page.after[0]] == [1]
+    assert page.choices(4) == ["conv1", "conv3"]
+    with pytest.raises(LookupError, match="no component"):
+        page.elem("nope")

@@ -12,10 +12,11 @@ import torch
 
 from cam import load_model
 from cam.checkpoint import expected_shapes, read_checkpoint
-from cam.evaluate import TOP_FIELDS, format_table
 from cam.loading import BUNDLED_CHECKPOINT
+from cam.report import format_table
 from cam.synthetic import make_dataset
 from cam.train import main as train_main
+from tests.test_evaluate import TOP_FIELDS
 
 ASSETS = BUNDLED_CHECKPOINT.parent
 CARD = json.loads((ASSETS / "model_card.json").read_text())

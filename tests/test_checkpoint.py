@@ -4,11 +4,15 @@ refused state dict never half-overwrites a module."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -249,3 +253,124 @@ def test_validate_accepts_the_course_layout(state_dict: dict) -> None:
     validate_state_dict(state_dict)  # raises on any problem
     assert list(expected_shapes()) == list(PotPlantGAP().state_dict())
     assert sum(int(torch.tensor(s).prod()) for s in expected_shapes().values()) == 23_844
+
+
+# ---------------------------------------------------------------------------------------------- float32 range
+
+
+def test_float64_values_beyond_float32_are_refused(tmp_path: Path, state_dict: dict) -> None:
+    """1e300 is finite as float64 (the old check passed it) and infinite once cast to float32, which the
+    network serves: refused, naming the key."""
+    state = dict(state_dict)
+    state["fc.1.bias"] = torch.tensor([0.0, 1e300, 0.0, 0.0], dtype=torch.float64)
+    assert torch.isfinite(state["fc.1.bias"]).all() and not torch.isfinite(state["fc.1.bias"].float()).all()
+    with pytest.raises(CheckpointError, match=r"key 'fc\.1\.bias' contains NaN or infinite values \(as float32"):
+        read_checkpoint(_save(tmp_path, state))
+    module = build_module(state_dict)
+    with pytest.raises(CheckpointError, match="as float32"):
+        load_weights(module, state)
+    state["fc.1.bias"] = torch.tensor([0.0, 3e38, -3e38, 0.0], dtype=torch.float64)  # in float32's range
+    validate_state_dict(state)
+
+
+# ---------------------------------------------------------------------------------------------- zip archive
+
+
+def _rezip(data: bytes, extra: dict[str, tuple[bytes, int]] | None = None, drop: str | None = None) -> bytes:
+    """The checkpoint's zip archive rewritten entry by entry, plus ``extra`` {name: (data, compression)}."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            if info.filename != drop:
+                dst.writestr(info, src.read(info), compress_type=zipfile.ZIP_STORED)
+        for name, (body, method) in (extra or {}).items():
+            dst.writestr(name, body, compress_type=method)
+    return out.getvalue()
+
+
+def _patch_central(data: bytes, name: str, *, file_size: int) -> bytes:
+    """Rewrite one entry's declared uncompressed size in the central directory (what zip readers trust)."""
+    out = bytearray(data)
+    pos = out.find(b"PK\x01\x02")
+    while pos >= 0:
+        (length,) = struct.unpack("<H", out[pos + 28 : pos + 30])
+        if out[pos + 46 : pos + 46 + length].decode() == name:
+            out[pos + 24 : pos + 28] = struct.pack("<I", file_size)
+            return bytes(out)
+        pos = out.find(b"PK\x01\x02", pos + 46)
+    raise KeyError(name)
+
+
+def _no_torch_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(*_: object, **__: object) -> None:
+        raise AssertionError("torch.load reached: the archive should have been refused from its directory")
+
+    monkeypatch.setattr(torch, "load", forbidden)
+
+
+def test_deflate_bomb_is_refused_before_torch_load(
+    tmp_path: Path, checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 48 KB archive whose storage record inflates to 48 MB (the issue's: 3.6 MB -> 3.7 GB)."""
+    data = checkpoint_path.read_bytes()
+    name = next(n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if n.endswith("data/4"))
+    bomb = _rezip(data, {name: (bytes(48 << 20), zipfile.ZIP_DEFLATED)}, drop=name)
+    assert len(bomb) < 200_000
+    path = tmp_path / "model.pth"
+    path.write_bytes(bomb)
+    _no_torch_load(monkeypatch)
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError, match=r"'model\.pth' would unpack to 48\.\d MB \(the limit is 16 MB"):
+        read_checkpoint(path)
+    assert time.perf_counter() - t0 < 0.5
+
+
+def test_a_repacked_deflated_checkpoint_under_the_budget_still_loads(tmp_path: Path, checkpoint_path: Path) -> None:
+    data = checkpoint_path.read_bytes()
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:  # as `zip -r` would
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    path = tmp_path / "model.pth"
+    path.write_bytes(out.getvalue())
+    assert read_checkpoint(path).state_dict.keys() == read_checkpoint(checkpoint_path).state_dict.keys()
+
+
+@pytest.mark.parametrize("what", ["stored grows", "deflate past its ratio"])
+def test_inconsistent_declared_sizes_are_refused(
+    tmp_path: Path, checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    data = checkpoint_path.read_bytes()
+    if what == "stored grows":  # a stored (uncompressed) entry cannot unpack to more than it stores
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        name = next(n for n in names if n.endswith("data/4"))
+        bad = _patch_central(data, name, file_size=2_000_000)
+    else:
+        name = "archive/extra"
+        packed = _rezip(data, {name: (bytes(1000), zipfile.ZIP_DEFLATED)})
+        size = zipfile.ZipFile(io.BytesIO(packed)).getinfo(name).compress_size
+        bad = _patch_central(packed, name, file_size=size * 5000)
+    path = tmp_path / "model.pth"
+    path.write_bytes(bad)
+    _no_torch_load(monkeypatch)
+    with pytest.raises(CheckpointError, match=rf"inconsistent zip archive: entry '{name}' declares"):
+        read_checkpoint(path)
+
+
+def test_archives_with_many_entries_are_refused(
+    tmp_path: Path, checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = checkpoint_path.read_bytes()
+    path = tmp_path / "model.pth"
+    path.write_bytes(_rezip(data, {f"archive/junk/{k}": (b"x", zipfile.ZIP_STORED) for k in range(1500)}))
+    _no_torch_load(monkeypatch)
+    with pytest.raises(CheckpointError, match=r"zip archive of 1,514 entries"):
+        read_checkpoint(path)
+    # The end record's count is read before zipfile builds an object per entry: a forged one is enough.
+    end = data.rfind(b"PK\x05\x06")
+    forged = data[: end + 8] + struct.pack("<HH", 60_000, 60_000) + data[end + 12 :]
+    path.write_bytes(forged)
+    with pytest.raises(CheckpointError, match=r"zip archive of 60,000 entries"):
+        read_checkpoint(path)

@@ -80,7 +80,7 @@ def test_mixed_layers_in_one_call_match_separate_calls(fixture_model: CamModel, 
     gc = explain(fixture_model, images[2], methods=("gradcam",), layer="conv1")
     np.testing.assert_allclose(both.maps["cam"], cam.maps["cam"], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(both.maps["gradcam"], gc.maps["gradcam"], rtol=1e-5, atol=1e-9)
-    assert both.layer == "conv1" and both.layers["cam"] == "conv3"
+    assert both.layers == {"cam": "conv3", "gradcam": "conv1"}
 
 
 def test_gradient_shortcut_equals_full_graph_gradient(fixture_model: CamModel, images: list[np.ndarray]) -> None:
@@ -257,3 +257,28 @@ def test_threads_equal_serial_in_a_subprocess() -> None:
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
     assert "OK 200" in proc.stdout
+
+
+@pytest.mark.parametrize("keyword", ["predicted", "PRED", " top ", ""])
+def test_one_set_of_predicted_keywords(fixture_model: CamModel, images: list[np.ndarray], keyword: str) -> None:
+    """Every target-taking function accepts the same words for "the predicted class"."""
+    from cam import PREDICTED_KEYWORDS
+    from cam.explain import is_predicted
+    from cam.faithfulness import evaluate_maps
+
+    assert is_predicted(keyword) and keyword.strip().lower() in PREDICTED_KEYWORDS
+    r = explain(fixture_model, images[3], target=keyword, all_classes=True)
+    assert r.target_index == r.predicted_index == int(np.argmax(r.logits))
+    assert r.for_target(keyword).target_index == r.predicted_index
+    f = evaluate_maps(fixture_model, r.image, {"cam": r.maps["cam"]}, keyword, n_steps=2, random_seed=None)  # type: ignore[arg-type]
+    assert f.target_index == r.predicted_index
+    assert not is_predicted("baya") and not is_predicted(0)
+
+
+def test_capture_refuses_a_gradient_layer_it_does_not_capture(fixture_model: CamModel) -> None:
+    with (
+        pytest.raises(LayerError, match="must be one of the captured paths"),
+        capture(fixture_model.module, ["conv_layers.1"], grad_from="conv_layers.5"),
+    ):
+        pass  # pragma: no cover - the block is never entered
+    assert hook_count(fixture_model.module) == 0

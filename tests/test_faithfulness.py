@@ -21,11 +21,10 @@ from cam.faithfulness import (
     RANDOM,
     average_drop_increase,
     baseline_image,
-    deletion_curve,
     evaluate_maps,
     faithfulness_summary,
+    forward_passes,
     gaussian_blur,
-    insertion_curve,
     pixel_ranks,
     random_map,
     step_counts,
@@ -84,7 +83,8 @@ def test_linear_model_has_the_logit_we_built(linear_model: CamModel, image: torc
 def test_deletion_curve_is_the_closed_form_and_falls(linear_model: CamModel, image: torch.Tensor) -> None:
     c = contributions(image)  # the true contributions; the map S * c is the CAM of this model
     n_steps = 12
-    curve = deletion_curve(linear_model, image, S * c, target=0, n_steps=n_steps, batch_size=5)
+    r = evaluate_maps(linear_model, image, {"cam": S * c}, 0, n_steps=n_steps, batch_size=5, random_seed=None)
+    curve = r.scores["cam"].deletion
     hw = c.size
     counts = step_counts(hw, n_steps)
     top_first = np.sort(c.ravel())[::-1]
@@ -93,7 +93,6 @@ def test_deletion_curve_is_the_closed_form_and_falls(linear_model: CamModel, ima
     np.testing.assert_allclose(curve.fractions, counts / hw)
     np.testing.assert_allclose(curve.probabilities, expected, rtol=1e-5)
     assert np.all(np.diff(curve.probabilities) <= 1e-12)  # non-increasing
-    assert curve.kind == "deletion" and curve.baseline == "black"
 
 
 def test_random_and_reversed_orders_are_worse_than_cam(linear_model: CamModel, image: torch.Tensor) -> None:
@@ -117,8 +116,7 @@ def test_random_and_reversed_orders_are_worse_than_cam(linear_model: CamModel, i
 
 def test_insertion_starts_from_the_blurred_image(linear_model: CamModel, image: torch.Tensor) -> None:
     c = contributions(image)
-    curve = insertion_curve(linear_model, image, c, target=0, n_steps=4)
-    assert curve.baseline == "blur"
+    curve = evaluate_maps(linear_model, image, {"m": c}, 0, n_steps=4, random_seed=None).scores["m"].insertion
     blurred = forward_p0(linear_model, gaussian_blur(image))[0]
     assert curve.probabilities[0] == pytest.approx(blurred, rel=1e-9)
     assert curve.probabilities[-1] == pytest.approx(forward_p0(linear_model, image)[0], rel=1e-9)
@@ -189,9 +187,9 @@ def test_batch_size_does_not_change_results(linear_model: CamModel, image: torch
 
 def test_refusals(linear_model: CamModel, image: torch.Tensor) -> None:
     with pytest.raises(ValueError, match=re.escape("The map is (5, 5) but the model input is (16, 20); resize")):
-        deletion_curve(linear_model, image, np.zeros((5, 5)), target=0)
+        evaluate_maps(linear_model, image, {"m": np.zeros((5, 5))}, 0)
     with pytest.raises(ValueError, match="Unknown baseline 'grey'; choose 'black'"):
-        deletion_curve(linear_model, image, np.zeros((16, 20)), target=0, baseline="grey")  # type: ignore[arg-type]
+        evaluate_maps(linear_model, image, {"m": np.zeros((16, 20))}, 0, deletion_baseline="grey")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="A map is named 'random', the name of the random baseline; rename it"):
         evaluate_maps(linear_model, image, {RANDOM: np.zeros((16, 20))}, 0)
     with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
@@ -248,13 +246,68 @@ def test_summary_for_the_cli(fixture_model: CamModel, images: list[np.ndarray]) 
         faithfulness_summary(fixture_model, [])
 
 
-def test_single_curves_equal_the_curves_of_evaluate_maps(linear_model: CamModel, image: torch.Tensor) -> None:
-    """deletion_curve / insertion_curve compute one curve each; they must match the shared computation."""
-    c = contributions(image)
-    both = evaluate_maps(linear_model, image, {"m": c}, 0, n_steps=6, random_seed=None).scores["m"]
-    dele = deletion_curve(linear_model, image, c, target=0, n_steps=6)
-    ins = insertion_curve(linear_model, image, c, target=0, n_steps=6)
-    for one, ref in ((dele, both.deletion), (ins, both.insertion)):
-        assert (one.kind, one.baseline) == (ref.kind, ref.baseline)
-        np.testing.assert_array_equal(one.fractions, ref.fractions)
-        np.testing.assert_allclose(one.probabilities, ref.probabilities, rtol=1e-12, atol=0)
+class CountingGAP(PotPlantGAP):
+    """The course network that counts what it is asked to do: forward calls and images forwarded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.images = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.images += int(x.shape[0])
+        return super().forward(x)
+
+
+@pytest.mark.parametrize(
+    ("n_maps", "n_steps", "batch_size", "target", "random_seed"),
+    [(1, 4, 16, "predicted", 0), (2, 7, 3, 0, 0), (3, 2, 1, "top", None), (0, 5, 16, "greg", 0), (2, 32, 16, 1, None)],
+)
+def test_forward_passes_counts_what_the_network_is_asked(
+    state_dict: dict[str, torch.Tensor],
+    images: list[np.ndarray],
+    n_maps: int,
+    n_steps: int,
+    batch_size: int,
+    target: str | int,
+    random_seed: int | None,
+) -> None:
+    """forward_passes(n_maps, n_steps) is the number of images the network sees, whatever the target
+    (a "predicted" target costs no pass of its own), the batch size or the random baseline."""
+    net = CountingGAP()
+    net.load_state_dict(state_dict)
+    model = CamModel(module=net.eval(), provenance=Provenance("file", "test", "<memory>", "0" * 64, 0))
+    rng = np.random.default_rng(n_maps)
+    maps = {f"m{i}": rng.random((256, 256)).astype(np.float32) for i in range(n_maps)}
+    x = torch.from_numpy(images[0]).permute(2, 0, 1)[None].float() / 255.0
+    seen: list[tuple[int, int]] = []
+    evaluate_maps(
+        model,
+        x,
+        maps,
+        target,
+        n_steps=n_steps,
+        batch_size=batch_size,
+        random_seed=random_seed,
+        progress=lambda d, t: seen.append((d, t)),
+    )
+    scored = n_maps + (random_seed is not None)
+    expected = forward_passes(scored, n_steps)
+    assert net.images == expected
+    assert seen[-1] == (expected, expected)
+    assert net.calls == sum(-(-n // batch_size) for n in [3] + [n_steps - 1, n_steps - 1, 1] * scored)
+    assert expected == 3 + scored * (2 * (n_steps - 1) + 1)  # the closed form the app shows readers
+
+
+def test_refusals_are_cam_errors(linear_model: CamModel, image: torch.Tensor) -> None:
+    from cam.errors import CamError, MapError, SettingError
+
+    with pytest.raises(MapError):
+        evaluate_maps(linear_model, image, {"m": np.full((16, 20), np.nan)}, 0)
+    with pytest.raises(SettingError):
+        evaluate_maps(linear_model, image, {"m": np.zeros((16, 20))}, 0, n_steps=0)
+    with pytest.raises(SettingError):
+        forward_passes(1, 0)
+    with pytest.raises(CamError):
+        average_drop_increase([], [])

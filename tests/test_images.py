@@ -4,10 +4,15 @@ decoding, and a subprocess peak-memory check for a decompression bomb."""
 from __future__ import annotations
 
 import io
+import json
+import os
+import re
 import struct
 import subprocess
 import sys
 import textwrap
+import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +22,20 @@ from PIL import GifImagePlugin, Image, ImageFile
 import cam.images as images
 from cam.errors import ImageError
 from cam.images import MAX_ASPECT, MAX_BYTES, load_image
-from tests.hostile.corpus import OVERSIZE_NAME, Case, exif_bytes, make_corpus, png_bomb, scene, smooth
+from tests.hostile.corpus import (
+    OVERSIZE_NAME,
+    Case,
+    exif_bytes,
+    gif_with_blocks,
+    jpeg_repeat_scan,
+    jpeg_segments,
+    make_corpus,
+    png_bomb,
+    png_chunk,
+    png_with_chunks,
+    scene,
+    smooth,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,6 +64,17 @@ REQUIRED = {  # what the brief demands of the corpus -> a case name that provide
     "1x1": "png_1x1",
     "8x5000": "strip_8x5000",
     "over size": OVERSIZE_NAME,
+    "1,000 repeated scans": "jpeg_scans_1000",
+    "progressive coefficient memory": "jpeg_progressive_444_6000x5000",
+    "12-bit jpeg": "jpeg_12bit",
+    "lossless 16-bit jpeg": "jpeg_lossless_16bit",
+    "lossless 8-bit jpeg": "jpeg_lossless_8bit",
+    "arithmetic jpeg": "jpeg_arithmetic",
+    "2 MB icc profile": "png_icc_2mb",
+    "png chunk count": "png_60000_chunks",
+    "gif blocks": "gif_30000_comments",
+    "webp pixels": "webp_5000x4000",
+    "tiff strip size": "tiff_one_strip_6000x4000",
 }
 
 
@@ -112,9 +141,18 @@ def test_every_corpus_case(corpus: dict[str, Case]) -> None:
     assert not failures, "\n".join(failures)
 
 
+# Files that Pillow's own Image.open refuses (metadata over its 1 MB text limit) and the loader accepts
+# by dropping that metadata from the bytes first: there is no PIL image of them to pass in.
+PILLOW_CANNOT_OPEN = {"png_icc_2mb", "png_ztxt_2mb"}
+
+
 def test_bytes_and_pil_inputs_match_paths(corpus: dict[str, Case]) -> None:
     for case in corpus.values():
         if case.expect != "ok":
+            continue
+        if case.name in PILLOW_CANNOT_OPEN:
+            with pytest.raises(ValueError, match="MAX_TEXT_CHUNK"):
+                Image.open(case.path)
             continue
         from_path = load_image(case.path)
         data = case.path.read_bytes()
@@ -195,6 +233,325 @@ def test_png_bomb_is_refused_without_allocating(tmp_path: Path) -> None:
     assert len(bomb.read_bytes()) < 13_000
     assert refused_kib < 10 * 1024, f"refusing the bomb grew the peak RSS by {refused_kib} KiB"
     assert naive_kib > 90 * 1024, f"decoding the bomb naively only cost {naive_kib} KiB"
+
+
+# ---------------------------------------------------------------------------------------------- decode work
+
+
+@pytest.fixture(scope="module")
+def big_progressive() -> bytes:
+    """A 7000x7000 grey progressive JPEG (~0.3 MB, 6 scans): the attack's base."""
+    return encode(Image.linear_gradient("L").resize((7000, 7000)), "JPEG", quality=75, progressive=True)
+
+
+def _scans(data: bytes) -> int:
+    return sum(code == 0xDA for code, _, _ in jpeg_segments(data))
+
+
+def test_a_thousand_repeated_scans_are_refused_in_milliseconds(big_progressive: bytes) -> None:
+    """The issue's attack: one scan repeated 1,000 times (50 s in Pillow). Refused from the markers,
+    ~10 ms; the control shows the construction is a valid JPEG whose decode cost grows with the scans."""
+    attack = jpeg_repeat_scan(big_progressive, 1000)
+    assert len(attack) < 400_000 and _scans(attack) == _scans(big_progressive) + 1000
+    t0 = time.perf_counter()
+    with pytest.raises(ImageError) as info:
+        load_image(attack)
+    refused = time.perf_counter() - t0
+    message = str(info.value)
+    assert f"this JPEG has {_scans(attack):,} scans; at most 64 are accepted" in message
+    assert "re-save it as a baseline" in message.lower()
+    assert refused < 0.5, f"refusing took {refused:.2f} s"
+    control = jpeg_repeat_scan(big_progressive, 20)  # under every limit: decoded, 20 extra passes
+    t0 = time.perf_counter()
+    with Image.open(io.BytesIO(control)) as img:
+        img.draft("L", (256, 256))
+        img.load()
+    assert time.perf_counter() - t0 > 5 * refused
+
+
+def test_scan_limit_scales_with_pixels(big_progressive: bytes) -> None:
+    """Scans x pixels: at 49 MP at most 32 scans (1.6e9 / 49e6), however few the 64-scan cap allows."""
+    base = _scans(big_progressive)
+    with pytest.raises(ImageError, match="at that size at most 32 scans are accepted"):
+        load_image(jpeg_repeat_scan(big_progressive, 33 - base))
+    assert load_image(jpeg_repeat_scan(big_progressive, 32 - base), display_max_side=None).original_size == (
+        7000,
+        7000,
+    )
+
+
+def test_small_progressive_jpeg_at_the_scan_cap() -> None:
+    prog = encode(Image.fromarray(smooth(64, 48, seed=3), "RGB"), "JPEG", progressive=True)
+    load_image(jpeg_repeat_scan(prog, 64 - _scans(prog)))
+    with pytest.raises(ImageError, match="has 65 scans; at most 64"):
+        load_image(jpeg_repeat_scan(prog, 65 - _scans(prog)))
+
+
+_BIG = 24 * 1024 * 1024
+_JPEG = encode(Image.new("RGB", (64, 64), (1, 2, 3)), "JPEG")
+_PNG = encode(Image.new("RGB", (64, 64), (1, 2, 3)), "PNG")
+_GIF = encode(Image.new("P", (64, 64)), "GIF")
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [  # each took Pillow 8-100+ s (and up to +640 MB) before these limits, measured on 2 cores
+        (_JPEG[:2] + b"\xff" * _BIG + _JPEG[2:], "junk or fill bytes"),
+        (_JPEG[:2] + b"\xff\xfe\x00\x02" * (_BIG // 4) + _JPEG[2:], "metadata segments"),
+        (_JPEG[:2] + b"\xff\xe5\x00\x02" * (_BIG // 4) + _JPEG[2:], "metadata segments"),
+        (png_with_chunks(_PNG, png_chunk(b"abCd", b"") * (_BIG // 12)), "chunks"),
+        (png_with_chunks(_PNG, png_chunk(b"IDAT", b"") * (_BIG // 12)), "chunks"),
+        (gif_with_blocks(_GIF, b"\x21\xfe\x00" * (_BIG // 3)), "metadata blocks"),
+        (gif_with_blocks(_GIF, b"\x21\xfe" + b"\x01a" * (_BIG // 2) + b"\x00"), "metadata blocks"),
+        (gif_with_blocks(_GIF, b"\x21\xfe" + (b"\xff" + b"c" * 255) * 3000 + b"\x00"), "KB of comments"),
+        (gif_with_blocks(_GIF, b"\x00" * (1 << 20)), "stray bytes"),
+    ],
+    ids=[
+        "jpeg-fill",
+        "jpeg-com",
+        "jpeg-app",
+        "png-ancillary",
+        "png-idat",
+        "gif-comments",
+        "gif-subblocks",
+        "gif-long-comment",
+        "gif-junk",
+    ],
+)
+def test_structure_bombs_are_refused_fast(data: bytes, message: str) -> None:
+    t0 = time.perf_counter()
+    with pytest.raises(ImageError, match=message):
+        load_image(data)
+    assert time.perf_counter() - t0 < 0.5
+
+
+def test_ordinary_files_pass_the_structure_walks() -> None:
+    """A real PNG with many IDAT chunks, a GIF with XMP and comments, a JPEG with ICC and EXIF segments."""
+    rgb = smooth(300, 200, seed=8)
+    img = Image.fromarray(rgb, "RGB")
+    many = encode(img, "PNG")  # re-chunk its IDAT into 3,000 pieces (a writer flushing often)
+    body = b"".join(c[8:-4] for c in _chunks(many) if c[4:8] == b"IDAT")
+    step = -(-len(body) // 3000)
+    idats = b"".join(png_chunk(b"IDAT", body[k : k + step]) for k in range(0, len(body), step))
+    rechunked = many[:33] + idats + png_chunk(b"IEND", b"")
+    assert np.array_equal(load_image(rechunked).model_input, load_image(many).model_input)
+    gif = encode(img.quantize(64), "GIF", comment=b"plant " * 2000)
+    load_image(gif)
+    icc = bytes(range(256)) * 4000  # ~1 MB: 16 APP2 segments
+    load_image(encode(img, "JPEG", icc_profile=icc, exif=exif_bytes(1), progressive=True))
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    out, i = [], 8
+    while i + 12 <= len(data):
+        n = struct.unpack(">I", data[i : i + 4])[0]
+        out.append(data[i : i + 12 + n])
+        i += 12 + n
+    return out
+
+
+def test_dropped_png_metadata_keeps_pixels_and_xmp_orientation() -> None:
+    """iCCP/zTXt/tEXt are dropped before Pillow parses them, XMP (iTXt) is kept: it can rotate the photo."""
+    want = scene(40, 24)
+    stored = Image.fromarray(want, "RGB").transpose(Image.Transpose.ROTATE_90)  # shown with orientation 6
+    xmp = b'<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>'
+    itxt = png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp)
+    icc = png_chunk(b"iCCP", b"p\x00\x00" + zlib.compress(bytes(3 << 20)))
+    data = png_with_chunks(encode(stored, "PNG"), icc + itxt + png_chunk(b"tEXt", b"k\x00v"))
+    loaded = load_image(data)
+    assert loaded.display is not None and np.array_equal(np.asarray(loaded.display), want)
+
+
+# ---------------------------------------------------------------------------------------------- memory per mode
+
+
+def _png_rows(path: Path, w: int, h: int, depth: int, ctype: int, row: bytes, extra: bytes = b"") -> None:
+    """A w x h PNG whose every row is ``row`` (filter Up after the first: a few KB however large)."""
+    z = zlib.compressobj(9)
+    up = b"\x02" + bytes(len(row))
+    parts = [z.compress(b"\x00" + row)] + [z.compress(up * 100) for _ in range((h - 1) // 100)]
+    parts += [z.compress(up * ((h - 1) % 100)), z.flush()]
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 0))
+    idat = png_chunk(b"IDAT", b"".join(parts))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + extra + idat + png_chunk(b"IEND", b""))
+
+
+_PALETTE = bytes([220, 30, 30, 30, 180, 40, 40, 60, 220, 240, 220, 40])
+
+
+def _mode_rows(w: int) -> dict[str, tuple[str, Image.Image]]:
+    """For each mode: (file name, a one-row image of the row every row of that file repeats)."""
+    x = np.arange(w) % 64
+    rgba = np.stack([x * 4, x * 2, (x * 3) % 256, 255 - x * 3], 1).astype(np.uint8)
+    pal = Image.fromarray(((np.arange(w) // 50) % 4).astype(np.uint8)[None], "P")
+    pal.putpalette(_PALETTE)
+    pal.info["transparency"] = bytes([0, 128, 255, 255])
+    return {
+        "I;16": ("gray16.png", Image.fromarray((x * 1000).astype(np.uint16)[None])),
+        "P+tRNS": ("palette_trns.png", pal),
+        "LA": ("la.png", Image.fromarray(np.stack([x * 4, 255 - x * 3], 1).astype(np.uint8)[None], "LA")),
+        "RGBA": ("rgba.png", Image.fromarray(rgba[None], "RGBA")),
+        "RGB": ("rgb.png", Image.fromarray(rgba[None, :, :3], "RGB")),
+        "1": ("bilevel.png", Image.fromarray(((np.arange(w) // 25) % 2 == 0)[None])),
+        "CMYK": ("cmyk.tif", Image.fromarray(rgba[None], "CMYK")),
+        "I": ("int32.tif", Image.fromarray((x * 900).astype(np.int32)[None], "I")),
+        "F": ("float.tif", Image.fromarray((x / 64).astype(np.float32)[None], "F")),
+    }
+
+
+def _write_mode_file(path: Path, row: Image.Image, h: int) -> None:
+    w = row.size[0]
+    if path.suffix == ".png":
+        if row.mode == "P":
+            trns = png_chunk(b"PLTE", _PALETTE) + png_chunk(b"tRNS", row.info["transparency"])
+            _png_rows(path, w, h, 8, 3, row.tobytes(), trns)
+        elif row.mode == "1":
+            _png_rows(path, w, h, 1, 0, row.tobytes())
+        elif row.mode == "I;16":
+            _png_rows(path, w, h, 16, 0, np.asarray(row).astype(">u2").tobytes())
+        else:
+            ctype = {"LA": 4, "RGBA": 6, "RGB": 2}[row.mode]
+            _png_rows(path, w, h, 8, ctype, row.tobytes())
+    else:  # TIFF through Pillow: deflate in ~64 KB strips, as an editor writes them
+        row.resize((w, h), Image.Resampling.NEAREST).save(path, "TIFF", compression="tiff_adobe_deflate")
+
+
+def naive_rgb(img: Image.Image) -> np.ndarray:
+    """The module docstring's conversion rules applied to the whole image at once (no reduction)."""
+    mode = img.mode
+    if mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = np.asarray(img.convert("RGBA")).astype(np.int64)
+        c, a = rgba[..., :3], rgba[..., 3:]
+        return ((c * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+    if mode.startswith("I;16"):
+        return np.repeat((np.asarray(img) / 257.0).round().astype(np.uint8)[..., None], 3, axis=2)
+    if mode in ("I", "F"):
+        v = np.asarray(img, dtype=np.float64)
+        v = v * 255 if mode == "F" and v.max() <= 1 else (v / 257.0 if v.max() > 255 else v)
+        return np.repeat(v.round().astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"))
+
+
+@pytest.mark.parametrize("mode", list(_mode_rows(8)))
+def test_each_mode_matches_a_naive_full_conversion(tmp_path: Path, mode: str) -> None:
+    """On a 2100x1500 image (reduced by 2 for the display, by 5 for the model-only path), strip-wise
+    conversion with early reduction gives what converting the whole image first gives."""
+    name, row = _mode_rows(2100)[mode]
+    rng = np.random.default_rng(1)
+    path = tmp_path / name
+    _write_mode_file(path, row, 1500)
+    with Image.open(path) as img:  # make rows differ: a random row permutation of columns per band
+        full = img.copy()
+    bands = [full.crop((0, y, 2100, y + 100)).transpose(Image.Transpose.FLIP_LEFT_RIGHT) for y in range(0, 1500, 100)]
+    for k, band in enumerate(bands):
+        if rng.random() < 0.5:
+            full.paste(band, (0, 100 * k))
+    full.save(path, **({"transparency": row.info["transparency"]} if "transparency" in row.info else {}))
+    with Image.open(path) as img:
+        assert img.mode.startswith(mode.split("+")[0]), img.mode
+        reference = naive_rgb(img)
+    for dms in (1024, None):
+        got = load_image(path, display_max_side=dms)
+        want = load_image(Image.fromarray(reference, "RGB"), display_max_side=dms)  # the same reduce + resize
+        assert mean_abs(got.model_input, want.model_input) <= 1.0, (mode, dms)  # rounding only
+        if dms:
+            assert got.display is not None and want.display is not None
+            assert mean_abs(np.asarray(got.display), np.asarray(want.display)) <= 1.0, mode
+
+
+_PEAK_SCRIPT = """
+import ctypes, gc, json, sys, numpy as np
+from PIL import Image
+from cam.images import load_image
+def status(key):  # KiB, the kernel's view of this process
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+trim = ctypes.CDLL("libc.so.6").malloc_trim
+def reset_peak():  # hand freed memory back (else the next load reuses it unseen), then restart the peak
+    gc.collect()
+    trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+out = {}
+for mode, path in json.loads(sys.argv[1]).items():
+    reset_peak()
+    before = status("VmRSS")
+    loaded = load_image(path)  # the app's call (display 1024): the most it converts
+    out[mode] = [status("VmHWM") - before, loaded.model_input.reshape(-1, 3).mean(0).tolist()]
+    del loaded
+reset_peak()
+before = status("VmRSS")
+img = Image.open(json.loads(sys.argv[1])["I;16"])
+grey = np.asarray(img).astype(np.float64) / 257.0  # what the loader used to do at full size
+out["naive I;16"] = [status("VmHWM") - before, []]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_of_every_mode_at_7000x7000(tmp_path: Path) -> None:
+    """Peak-RSS growth (VmHWM, reset before each load) in a fresh process for 49 MP images in every mode
+    and a 16 MP WebP: at most 300 MB, the decoded image (<= 4 bytes a pixel) plus one strip. The naive full-size
+    conversion of the 16-bit PNG in the same process costs far more, so the measurement can fail."""
+    paths = {}
+    expected = {}
+    for mode, (name, row) in _mode_rows(7000).items():
+        path = tmp_path / name
+        _write_mode_file(path, row, 7000)
+        assert path.stat().st_size < 3_000_000, (name, path.stat().st_size)
+        paths[mode] = str(path)
+        expected[mode] = naive_rgb(row.resize((7000, 2), Image.Resampling.NEAREST)).reshape(-1, 3).mean(0)
+    webp_row = _mode_rows(4000)["RGBA"][1]  # WebP is decoded whole: accepted up to 16 MP, the worst case
+    webp_row.resize((4000, 4000), Image.Resampling.NEAREST).save(tmp_path / "rgba.webp", lossless=True, method=0)
+    paths["WebP 16 MP"] = str(tmp_path / "rgba.webp")
+    expected["WebP 16 MP"] = naive_rgb(webp_row).reshape(-1, 3).mean(0)
+    run = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, json.dumps(paths)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"},  # large blocks mmapped: freed ones leave RSS
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    naive_kib = result.pop("naive I;16")[0]
+    report = ", ".join(f"{k}: +{v[0] // 1024} MB" for k, v in result.items())
+    print(report)
+    for key, (kib, mean) in result.items():
+        assert kib <= 300 * 1024, f"{key} grew the peak RSS by {kib // 1024} MB ({report})"
+        assert np.abs(np.array(mean) - expected[key]).max() <= 2.0, (key, mean)
+    assert naive_kib > 400 * 1024, f"the naive conversion only cost {naive_kib // 1024} MB"
+
+
+# ---------------------------------------------------------------------------------------------- messages
+
+
+def test_messages_are_plain_text(corpus: dict[str, Case]) -> None:
+    """Refusals carry no HTML entities (the app escapes what it shows) and no traceback text."""
+    for case in corpus.values():
+        if case.expect == "error":
+            with pytest.raises(ImageError) as info:
+                load_image(case.path)
+            text = str(info.value)
+            assert not re.search(r"&(#\d+|#x[0-9a-f]+|[a-z]+);", text, re.I), (case.name, text)
+            assert "Traceback" not in text and len(text) < 600, (case.name, len(text))
+
+
+def test_echoed_names_and_paths_are_truncated(tmp_path: Path) -> None:
+    long = tmp_path / ("p" * 240 + ".png")
+    long.write_bytes(b"plain text, not a picture\n" * 4)
+    with pytest.raises(ImageError) as info:
+        load_image(long)
+    shown = str(info.value).split(" is not an image")[0]
+    assert len(shown) <= 84 and shown.endswith(".png'") and "..." in shown
+    with pytest.raises(ImageError) as info:
+        load_image(str(tmp_path / ("d" * 200) / ("q" * 5000)))
+    assert len(str(info.value)) < 200
+    with pytest.raises(ImageError) as info:
+        load_image("x" * 5000 + ".png")  # ENAMETOOLONG: the OS error repeats the path; it is not echoed
+    assert len(str(info.value)) < 200
 
 
 # ---------------------------------------------------------------------------------------------- EXIF

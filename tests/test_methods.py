@@ -1,7 +1,7 @@
 """The CAM family (Grad-CAM++, HiResCAM, XGrad-CAM, LayerCAM, Score-CAM, Eigen-CAM) against independent
 computations: torchcam 0.5.0 on its own copy of the same weights, or the papers' formulas in float64
 numpy on activations and gradients from a plain forward pass (no cam.capture). Then the identities
-at the GAP layer, and the helpers the app's Methods tab uses."""
+at the GAP layer, and the registry's names. (The equivalence checks live in tests/test_compare.py.)"""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ from torchcam.methods import GradCAMpp, LayerCAM, ScoreCAM, XGradCAM
 from cam import explain, explain_batch, load_image
 from cam.capture import hook_count
 from cam.checkpoint import build_module
+from cam.compare import equal_up_to_positive_scale, method_correlations
+from cam.errors import MethodError, SettingError
 from cam.images import LoadedImage
 from cam.methods import (
     METHODS,
     MethodInputs,
+    display_name,
     eigencam,
-    equal_up_to_positive_scale,
     gradcam_pp,
-    method_correlations,
+    method_title,
     scorecam,
     xgradcam,
 )
@@ -85,8 +87,10 @@ def method_map(maps: np.ndarray, name: str) -> np.ndarray:
 def test_registry_names_and_requirements() -> None:
     assert list(METHODS) == ["cam", "gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam", "eigencam"]
     for name, spec in METHODS.items():
-        assert spec.name == name
+        assert spec.key == name
         assert spec.fn.__doc__ and spec.reference.split()[0] in spec.fn.__doc__  # first author cited
+        assert re.search(rf"\b{spec.year}\b", spec.reference)  # the title's year is the paper's
+        assert f"({spec.year}" in spec.fn.__doc__ or f" {spec.year}" in spec.fn.__doc__
         assert spec.gap_only == (name == "cam")
         assert spec.needs_model == (name == "scorecam")
         assert spec.needs_gradients == (name in GRAD_METHODS)
@@ -287,31 +291,29 @@ def test_missing_inputs_are_refused_with_a_reason() -> None:
         scorecam(bare)
 
 
-def test_equal_up_to_positive_scale() -> None:
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(8, 9)).astype(np.float32)
-    assert equal_up_to_positive_scale(a, 3.5 * a)
-    assert equal_up_to_positive_scale(a / 65536, a)
-    assert not equal_up_to_positive_scale(a, -a)  # a negative scale flips the map
-    assert not equal_up_to_positive_scale(a, a + 1e-2 * rng.normal(size=a.shape))
-    assert not equal_up_to_positive_scale(a, a + 1.0)  # an offset is not a scale
-    zero = np.zeros_like(a)
-    assert equal_up_to_positive_scale(zero, zero)
-    assert not equal_up_to_positive_scale(zero, a) and not equal_up_to_positive_scale(a, zero)
-    with pytest.raises(ValueError, match=r"Cannot compare maps of shapes \(8, 9\) and \(9, 8\); resize one"):
-        equal_up_to_positive_scale(a, a.T)
+def test_one_display_name_and_title_per_method() -> None:
+    shown = {m: display_name(m) for m in METHODS}
+    assert shown == {
+        "cam": "CAM",
+        "gradcam": "Grad-CAM",
+        "gradcam++": "Grad-CAM++",
+        "hirescam": "HiResCAM",
+        "xgradcam": "XGrad-CAM",
+        "layercam": "LayerCAM",
+        "scorecam": "Score-CAM",
+        "eigencam": "Eigen-CAM",
+    }
+    assert method_title("gradcam++") == "Grad-CAM++ (2018)" and method_title("cam") == "CAM (2016)"
+    assert len(set(shown.values())) == len(METHODS)
+    with pytest.raises(MethodError, match=r"Unknown method 'gradcamm'\. Available methods: cam, gradcam"):
+        display_name("gradcamm")
 
 
-def test_method_correlations_matrix() -> None:
-    rng = np.random.default_rng(1)
-    base = rng.normal(size=(6, 6))
-    maps = {"a": base, "b": 2 * base + 1, "c": -base, "flat": np.ones((6, 6)), "d": rng.normal(size=(6, 6))}
-    names, r = method_correlations(maps, ["a", "b", "c", "flat", "d"])
-    assert names == ("a", "b", "c", "flat", "d") and r.shape == (5, 5)
-    assert r[0, 1] == pytest.approx(1.0) and r[0, 2] == pytest.approx(-1.0)
-    assert np.allclose(r, r.T, equal_nan=True)
-    assert np.all(np.isnan(r[3])) and np.all(np.isnan(r[:, 3]))
-    expected = np.corrcoef(base.ravel(), maps["d"].ravel())[0, 1]
-    assert r[0, 4] == pytest.approx(expected)
-    with pytest.raises(ValueError, match="No map for e; computed methods are: a, b, c, flat, d"):
-        method_correlations(maps, ["a", "e"])
+def test_refusals_are_cam_errors() -> None:
+    a = torch.rand(1, 2, 3, 3)
+    bare = MethodInputs(activations=a, targets=torch.tensor([[0]]), fc_weight=torch.zeros(1, 2))
+    with pytest.raises(MethodError):
+        METHODS["gradcam"].fn(bare)
+    full = MethodInputs(a, torch.tensor([[0]]), torch.zeros(1, 2), None, lambda b: b.sum(dim=(2, 3)), a, None, 0)
+    with pytest.raises(SettingError, match="scorecam batch_size must be at least 1, got 0"):
+        scorecam(full)

@@ -1,7 +1,7 @@
 """A deterministic corpus of hostile, awkward and ordinary image files, for every entry point.
 
     from tests.hostile.corpus import make_corpus
-    cases = make_corpus(tmp_path)          # writes the files, returns list[Case] (55, < 1 s CPU)
+    cases = make_corpus(tmp_path)          # writes the files, returns list[Case] (73, ~1 s CPU)
     for case in cases:
         case.name, case.path               # unique name; the file (extension as a user would have it)
         if case.expect == "ok":
@@ -25,15 +25,20 @@ API (stable: the app's tests feed the same files through the event handler, grad
     tens of levels, so these checks catch wrong colours and rotations, not just exceptions.
   * Error substrings name the kind of refusal: "megapixels" (too many pixels, refused from the
     header), "damaged" (truncated or corrupt data), "empty", "not an image", "HTML", "vector" (SVG),
-    "HEIC", "MB limit" (file too large), "elongated" (extreme aspect ratio).
+    "HEIC", "MB limit" (file too large), "elongated" (extreme aspect ratio); decode work: "scans",
+    "MB of memory to decode" (progressive JPEG), "junk or fill bytes", "metadata segments" (JPEG),
+    "chunks" (PNG), "metadata blocks" (GIF), "WebP images are accepted up to", "stored in blocks"
+    (TIFF); unsupported variants: "12-bit JPEG", "16-bit lossless JPEG", "hierarchical".
   * ``OVERSIZE_NAME`` is the one large file (``MAX_BYTES + 1`` bytes); callers that upload through a
     server with its own smaller upload limit may skip it by name.
 
-Every other file is small (the largest, the 6000x4000 JPEG, is about 200 KB; the PNG bomb is 12 KB).
+Every other file is under 1 MB (the largest are the 60,000-chunk PNG, 720 KB, and the 6000x4000 JPEG,
+about 200 KB; the PNG bomb is 12 KB).
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import struct
@@ -173,6 +178,111 @@ def tiff_with_size(data: bytes, w: int, h: int) -> bytes:
             out[e + 2 : e + 4] = struct.pack("<H", 4)  # LONG
             out[e + 8 : e + 12] = struct.pack("<I", value)
     return bytes(out)
+
+
+def jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(marker code, start, end) of each marker segment of a well-formed JPEG, a scan's entropy-coded data
+    included in its SOS segment; the last entry is EOI."""
+    out, i = [], 2
+    while i + 1 < len(data):
+        code = data[i + 1]
+        if code == 0xD9:
+            out.append((code, i, i + 2))
+            break
+        end = i + 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if code == 0xDA:  # entropy-coded data runs to the next marker that is not stuffing or RSTn
+            m = re.compile(rb"\xff[^\x00\xd0-\xd7]").search(data, end)
+            end = m.start() if m else len(data)
+        out.append((code, i, end))
+        i = end
+    return out
+
+
+def jpeg_repeat_scan(data: bytes, times: int, which: int | None = None) -> bytes:
+    """A progressive JPEG with one of its scans (the shortest by default) repeated ``times`` more times
+    right after itself: every copy is a valid refinement-free pass that the decoder runs again."""
+    scans = [(s, e) for code, s, e in jpeg_segments(data) if code == 0xDA]
+    s, e = scans[which] if which is not None else min(scans, key=lambda se: se[1] - se[0])
+    return data[:e] + data[s:e] * times + data[e:]
+
+
+def jpeg_with_sof(data: bytes, marker: int, precision: int = 8) -> bytes:
+    """Rewrite a baseline JPEG's SOF0 marker code and sample precision (only the header changes)."""
+    for code, s, _ in jpeg_segments(data):
+        if code == 0xC0:
+            return data[: s + 1] + bytes([marker]) + data[s + 2 : s + 4] + bytes([precision]) + data[s + 5 :]
+    raise ValueError("no SOF0 marker")
+
+
+def tiff_with_tag(data: bytes, tag: int, value: int) -> bytes:
+    """Set a LONG value for an existing tag in a little-endian TIFF's first IFD."""
+    out = bytearray(data)
+    ifd = struct.unpack("<I", out[4:8])[0]
+    (count,) = struct.unpack("<H", out[ifd : ifd + 2])
+    for k in range(count):
+        e = ifd + 2 + 12 * k
+        if struct.unpack("<H", out[e : e + 2])[0] == tag:
+            out[e + 2 : e + 8] = struct.pack("<HI", 4, 1)
+            out[e + 8 : e + 12] = struct.pack("<I", value)
+            return bytes(out)
+    raise ValueError(f"tag {tag} not in the first IFD")
+
+
+def gif_with_blocks(data: bytes, blocks: bytes) -> bytes:
+    """Insert extension blocks between a GIF's global colour table and its first block."""
+    pos = 13 + ((3 << ((data[10] & 7) + 1)) if data[10] & 0x80 else 0)
+    return data[:pos] + blocks + data[pos:]
+
+
+def png_with_chunks(data: bytes, chunks: bytes) -> bytes:
+    """Insert chunks right after a PNG's IHDR."""
+    return data[:33] + chunks + data[33:]
+
+
+# Real files from other encoders, 16x16, content ``_grey16()`` (base64; Pillow cannot write them):
+# libjpeg-turbo 3 through imagecodecs (12-bit lossy, 16- and 8-bit lossless) and cjpeg -arithmetic.
+_REAL_JPEG = {
+    "12bit": (
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMU"
+        "FRUVDA8XGBYUGBIUFRT/wQALDAAQABABAREA/8QAFQABAQAAAAAAAAAAAAAAAAAADA3/xAAbEAAABwEAAAAAAAAAAAAAAAAACQsl"
+        "N0NUcv/aAAgBAQAAPwA1+iVElQKwYauRQAESokqBWDDVyB/6JUSVArBhq5FAARKiSoFYMNXI/9k="
+    ),
+    "lossless16": (
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/wwALEAAQABABAREA/8QAFgABAQEAAAAAAAAAAAAAAAAADAoP/9oACAEBAAEAAMT/ANgAwAYA"
+        "MAGADABgAwAYAMAGADABgAwAYAWAMAGADABgAwAYAMAGADABgAwAYAMAGADACwBgAwAYAMAGADABgAwAYAMAGADABgAwAYAWAMAG"
+        "ADABgAwAYAMAGADABgAwAYAMAGADACwBgAwAYAMAGADABgAwAYAMAGADABgAwAYAWAMAGADABgAwAYAMAGADABgAwAYAMAGADACw"
+        "BgAwAYAMAGADABgAwAYAMAGADABgAwAYAWAMAGADABgAwAYAMAGADABgAwAYAMAGADACwBgAwAYAMAGADABgAwAYAMAGADABgAwA"
+        "YAWAMAGADABgAwAYAMAGADABgAwAYAMAGADACwBgAwAYAMAGADABgAwAYAMAGADABgAwAYAWAMAGADABgAwAYAMAGADABgAwAYAM"
+        "AGADACwBgAwAYAMAGADABgAwAYAMAGADABgAwAYAWAMAGADABgAwAYAMAGADABgAwAYAMAGADACwBgAwAYAMAGADABgAwAYAMAGA"
+        "DABgAwAYAWAMAGADABgAwAYAMAGADABgAwAYAMAGADAD/9k="
+    ),
+    "lossless8": (
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/wwALCAAQABABAREA/8QAFgABAQEAAAAAAAAAAAAAAAAABAIH/9oACAEBAAEAAMTYxjGMYxjG"
+        "MYxlsYxjGMYxjGMYy2MYxjGMYxjGMZbGMYxjGMYxjGMtjGMYxjGMYxjGWxjGMYxjGMYxjLYxjGMYxjGMYxlsYxjGMYxjGMYy2MYx"
+        "jGMYxjGMZbGMYxjGMYxjGMtjGMYxjGMYxjGWxjGMYxjGMYxjLYxjGMYxjGMYxlsYxjGMYxjGMYy2MYxjGMYxjGMZbGMYxjGMYxjG"
+        "M//Z"
+    ),
+    "arithmetic": (
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAIBAQEBAQIBAQECAgICAgQDAgICAgUEBAMEBgUGBgYFBgYGBwkIBgcJBwYGCAsICQoK"
+        "CgoKBggLDAsKDAkKCgr/2wBDAQICAgICAgUDAwUKBwYHCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoK"
+        "CgoKCgoKCgr/yQARCAAQABADASIAAhEBAxEB/8wACgAQEAUBEBEF/9oADAMBAAIRAxEAPwDSadup0/F+tZuNNGw+QfImK/huUXQh"
+        "EyuJfh5GfQT9j2EyyMto/9k="
+    ),
+    "arithmetic_progressive": (
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAIBAQEBAQIBAQECAgICAgQDAgICAgUEBAMEBgUGBgYFBgYGBwkIBgcJBwYGCAsICQoK"
+        "CgoKBggLDAsKDAkKCgr/2wBDAQICAgICAgUDAwUKBwYHCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoK"
+        "CgoKCgoKCgr/ygARCAAQABADASIAAhEBAxEB/8wABgAQARD/2gAMAwEAAhADEAAAAdHi8JCUmvgLm0D/zAAEEAX/2gAIAQEAAQUC"
+        "Oj0BtB1cwP/MAAQRBf/aAAgBAwEBPwEWpRNhvCr/zAAEEQX/2gAIAQIBAT8BFhWA/8wABBAF/9oACAEBAAY/AsD/zAAEEAX/2gAI"
+        "AQEAAT8hp1mJGP/aAAwDAQACAAMAAAAQgP/MAAQRBf/aAAgBAwEBPxCl5ED/zAAEEQX/2gAIAQIBAT8Q1YD/zAAEEAX/2gAIAQEA"
+        "AT8QqOV5cIj/2Q=="
+    ),
+}
+
+
+def _grey16() -> np.ndarray:
+    """The content of the _REAL_JPEG files: (16, 16) uint8, 12 x + 3 y + 20."""
+    y, x = np.mgrid[0:16, 0:16]
+    return (x * 12 + y * 3 + 20).astype(np.uint8)
 
 
 def exif_bytes(orientation: int) -> bytes:
@@ -489,6 +599,88 @@ def make_corpus(directory: Path) -> list[Case]:
         f.truncate(MAX_BYTES + 1)
     cases.append(Case(OVERSIZE_NAME, path, "error", "a valid PNG padded to one byte over MAX_BYTES", error="MB limit"))
 
+    # --- decode work and unsupported variants (cam.jpeg, cam.imagebytes) --------------------------------
+    prog = encode(Image.fromarray(g8, "L"), "JPEG", quality=90, progressive=True)
+    err("jpeg_scans_1000", ".jpg", jpeg_repeat_scan(prog, 1000), "scans", "progressive JPEG, one scan 1,000 times")
+    ok(
+        "jpeg_scans_64",
+        ".jpg",
+        jpeg_repeat_scan(prog, 64 - len([c for c, _, _ in jpeg_segments(prog) if c == 0xDA])),
+        gray3(g8),
+        "progressive JPEG with exactly 64 scans: at the limit, accepted",
+        JPEG_TOL,
+    )
+    prog444 = encode(Image.fromarray(smooth(64, 48, seed=4), "RGB"), "JPEG", progressive=True, subsampling=0)
+    err(
+        "jpeg_progressive_444_6000x5000",
+        ".jpg",
+        jpeg_with_size(prog444, 6000, 5000),
+        "MB of memory to decode",
+        "progressive 4:4:4 JPEG declaring 30 MP: a 172 MB coefficient buffer",
+    )
+    base = encode(Image.fromarray(g8, "L"), "JPEG", quality=90)
+    err("jpeg_12bit_header", ".jpg", jpeg_with_sof(base, 0xC1, 12), "12-bit JPEG", "SOF1 with 12-bit precision")
+    err("jpeg_hierarchical", ".jpg", jpeg_with_sof(base, 0xC5), "hierarchical", "a differential (SOF5) frame")
+    real = {k: base64.b64decode(v) for k, v in _REAL_JPEG.items()}
+    err("jpeg_12bit", ".jpg", real["12bit"], "12-bit JPEG", "a real 12-bit JPEG (libjpeg-turbo 3)")
+    err("jpeg_lossless_16bit", ".jpg", real["lossless16"], "16-bit lossless JPEG", "a real 16-bit lossless JPEG")
+    grey16 = gray3(_grey16())
+    ok("jpeg_lossless_8bit", ".jpg", real["lossless8"], grey16, "8-bit lossless JPEG (SOF3): libjpeg reads it")
+    arith_rgb = np.dstack([_grey16(), 255 - _grey16(), np.full((16, 16), 90, np.uint8)])
+    ok("jpeg_arithmetic", ".jpg", real["arithmetic"], arith_rgb, "arithmetic-coded JPEG (SOF9)", JPEG_TOL)
+    ok(
+        "jpeg_arithmetic_progressive",
+        ".jpg",
+        real["arithmetic_progressive"],
+        arith_rgb,
+        "arithmetic-coded progressive JPEG (SOF10)",
+        JPEG_TOL,
+    )
+    err(
+        "jpeg_fill_bytes",
+        ".jpg",
+        base[:2] + b"\xff" * 70_000 + base[2:],
+        "junk or fill bytes",
+        "70 KB of 0xFF fill before the first marker (Pillow skips them one at a time)",
+    )
+    err(
+        "jpeg_many_segments",
+        ".jpg",
+        base[:2] + b"\xff\xfe\x00\x02" * 1500 + base[2:],
+        "metadata segments",
+        "1,500 empty COM segments",
+    )
+    plain = encode(Image.fromarray(rgb, "RGB"), "PNG")
+    icc = png_chunk(b"iCCP", b"big profile\x00\x00" + zlib.compress(bytes(2 * 1024 * 1024), 9))
+    ok("png_icc_2mb", ".png", png_with_chunks(plain, icc), rgb, "a 2 MB ICC profile (Pillow reads 1 MB): ignored")
+    ztxt = png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"a" * 2_000_000, 9))
+    ok("png_ztxt_2mb", ".png", png_with_chunks(plain, ztxt), rgb, "compressed text inflating to 2 MB: ignored")
+    err(
+        "png_60000_chunks",
+        ".png",
+        png_with_chunks(plain, png_chunk(b"teSt", b"") * 60_000),
+        "chunks",
+        "60,000 empty ancillary chunks (720 KB)",
+    )
+    gif_plain = encode(f0, "GIF")
+    err(
+        "gif_30000_comments",
+        ".gif",
+        gif_with_blocks(gif_plain, b"\x21\xfe\x00" * 30_000),
+        "metadata blocks",
+        "30,000 empty comment extensions before the first image",
+    )
+    webp_big = bytearray(webp)
+    webp_big[24:30] = (4999).to_bytes(3, "little") + (3999).to_bytes(3, "little")  # canvas 5000 x 4000
+    err("webp_5000x4000", ".webp", bytes(webp_big), "WebP images are accepted up to", "a 20 MP WebP canvas")
+    err(
+        "tiff_one_strip_6000x4000",
+        ".tif",
+        tiff_with_tag(tiff_with_size(tif, 6_000, 4_000), 278, 4_000),
+        "stored in blocks",
+        "RGB TIFF declaring 24 MP in one strip: a 72 MB strip buffer",
+    )
+
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "case names must be unique"
     return cases
@@ -570,6 +762,12 @@ def fuzz_seeds() -> dict[str, bytes]:
         "tiff_lzw": encode(img, "TIFF", compression="tiff_lzw"),
         "tiff_raw_rgba": encode(rgba, "TIFF"),
         "tiff_float": encode(Image.fromarray(gray_scene(48, 32).astype(np.float32), "F"), "TIFF"),
+        "jpeg_arithmetic_progressive": base64.b64decode(_REAL_JPEG["arithmetic_progressive"]),
+        "jpeg_lossless": base64.b64decode(_REAL_JPEG["lossless8"]),
+        "png_icc_text": png_with_chunks(
+            encode(img, "PNG"),
+            png_chunk(b"iCCP", b"p\x00\x00" + zlib.compress(bytes(4096))) + png_chunk(b"tEXt", b"a\x00b"),
+        ),
     }
 
 
@@ -677,6 +875,19 @@ class FuzzStats:
 
 
 _KINDS = (
+    "scans",
+    "MB of memory to decode",
+    "junk or fill",
+    "metadata segments",
+    "chunks",
+    "metadata blocks",
+    "stray bytes",
+    "WebP images",
+    "run-length",
+    "stored in blocks",
+    "-bit",
+    "hierarchical",
+    "colour components",
     "megapixels",
     "damaged",
     "no pixels",

@@ -1,0 +1,542 @@
+"""`Explorer`: what the app shows, computed from `cam` and cached per session within a byte budget.
+
+Every view method takes the reader (`Who`), the image path the app has already checked
+(`explorer.trusted`) and the `Settings`, and returns a frozen view-model whose fields are named like
+the page's components. One network pass per image and layer: switching class, opacity, colour map,
+the top-k slider or the clicked pixel only re-renders.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cam import METHODS, CamError, CamModel, Explanation, LoadedImage, explain, load_image
+from cam.channels import ChannelDecomposition, decompose
+from cam.compare import compare_cam_gradcam, method_equivalences
+from cam.faithfulness import DEFAULT_STEPS, RANDOM, ImageFaithfulness, evaluate_maps
+from cam.hide import HideResult, hide_region
+from cam.network import GAP_LAYER, LAYER_ALIASES
+from cam.sanity import SanityResult, cascading_randomization
+from cam.synthetic import redraw_original, redraw_with_pot
+from explorer import channels as ch
+from explorer import classes, compare, maps, trust
+from explorer import faithfulness as faith
+from explorer import methods as methods_view
+from explorer.banner import caveat
+from explorer.examples import Examples, file_sha256
+from explorer.maps import PREDICTED, Settings
+from explorer.outputs import OutputFiles
+from explorer.session import CHEAP, EXPENSIVE, SessionStore
+
+T = TypeVar("T")
+LAYERS: tuple[str, ...] = tuple(LAYER_ALIASES)  # conv1, conv2, conv3
+UI_METHODS = ("cam", "gradcam")
+EXTRA_METHODS = tuple(m for m, s in METHODS.items() if m not in UI_METHODS and not s.needs_model)
+EXPENSIVE_METHODS = tuple(m for m, s in METHODS.items() if s.needs_model)  # Score-CAM
+FAITHFULNESS_DEFAULT = ("cam", "gradcam", "gradcam++")
+SESSION_BUDGET_BYTES = 320 * 1024 * 1024  # all sessions together; see explorer/session.py
+CLIENT_SHARE = 0.25  # of that budget, per client address
+MAX_CACHED = 64  # rendered example views, and Cancel flags, kept at most
+VIEW_CACHE_TTL_S = 40 * 60  # cached example views: well under the 1 h after which outputs are deleted
+
+
+class Cancelled(CamError):
+    """The reader pressed Cancel while a long computation ran."""
+
+
+class SettingsError(CamError, ValueError):
+    """A control's value is not one the page offers."""
+
+
+@dataclass(frozen=True)
+class Who:
+    session: str  # Gradio's session hash
+    client: str  # the reader's address: each client gets a share of the session budget
+
+
+@dataclass(frozen=True)
+class MainView:
+    """The heading, the prediction and the CAM, Grad-CAM, Compare and All-classes tabs."""
+
+    heading: str
+    caveat: str
+    prediction: dict[str, float]
+    cam_slider: tuple[str, str]  # (photo, overlay) files
+    cam_legend: str
+    cam_heatmap: str
+    cam_note: str
+    gradcam_slider: tuple[str, str]
+    gradcam_legend: str
+    gradcam_heatmap: str
+    gradcam_note: str
+    compare_image: str
+    compare_md: str
+    compare_png: str
+    cam_npy: str
+    gradcam_npy: str
+    class_tiles: tuple[tuple[str, str], ...]  # (file, caption) per class, in class order
+    photo: str  # the photo at display size (<= 1024 px), e.g. for the hide-and-see editor
+    example: str | None  # the example's stem, when the image is one (for lesson links)
+
+
+@dataclass(frozen=True)
+class MethodsTab:
+    methods_gallery: list[tuple[str, str]] | None  # (file, caption)
+    methods_matrix: str
+    methods_md: str
+
+
+@dataclass(frozen=True)
+class FaithTab:
+    faith_deletion: Any  # pandas DataFrame for a line plot, or None
+    faith_insertion: Any
+    faith_table: str
+    faith_note: str
+
+
+@dataclass(frozen=True)
+class ChannelsTab:
+    channels_grid: list[tuple[str, str]]  # (file, caption) per shown channel
+    channels_sum_image: str
+    channels_sum_numbers: str
+    channels_proof_plot: Any  # DataFrame for a scatter plot
+    channels_proof_md: str
+    channels_pixel_image: str
+    channels_pixel_plot: Any  # DataFrame for a bar plot, or None before a click
+    channels_pixel_md: str
+
+
+@dataclass(frozen=True)
+class SanityTab:
+    trust_sanity_plot: Any  # DataFrame for a line plot
+    trust_sanity_image: str
+    trust_sanity_md: str
+    trust_other_image: str
+
+
+@dataclass(frozen=True)
+class HideTab:
+    trust_hidden_image: str | None
+    trust_hide_md: str
+
+
+@dataclass(frozen=True)
+class PotTab:
+    trust_pot_image: str | None
+    trust_pot_md: str
+
+
+class Explorer:
+    def __init__(
+        self,
+        model: CamModel,
+        examples_dir: Path,
+        output_root: Path,
+        store: SessionStore | None = None,
+        faithfulness_steps: int = DEFAULT_STEPS,
+    ) -> None:
+        self.model = model
+        self.examples = Examples(examples_dir)
+        self.output_root = output_root
+        self.store = store if store is not None else SessionStore(SESSION_BUDGET_BYTES, CLIENT_SHARE)  # empty is falsy
+        self.faithfulness_steps = faithfulness_steps
+        # Rendered example views (shared by every reader) and each session's Cancel flag: both bounded.
+        self._views: OrderedDict[Hashable, tuple[float, MainView]] = OrderedDict()
+        self._cancel: OrderedDict[str, threading.Event] = OrderedDict()
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.model.class_names)
+
+    @property
+    def allowed_roots(self) -> tuple[Path, ...]:
+        """The only folders a client may name a file in: its uploads and the shipped examples."""
+        return (self.output_root, self.examples.folder)
+
+    def files(self) -> OutputFiles:
+        return OutputFiles(self.output_root)
+
+    # -- checking what the controls send -------------------------------------------------------
+
+    def check(self, s: Settings) -> Settings:
+        from cam import render
+
+        if s.layer not in LAYERS:
+            raise SettingsError(f"Unknown layer {s.layer!r}; choose one of {', '.join(LAYERS)}.")
+        if s.target != PREDICTED and s.target not in self.class_names:
+            raise SettingsError(
+                f"Unknown class {s.target[:40]!r}; choose predicted or one of {', '.join(self.class_names)}."
+            )
+        if s.colormap not in render.COLORMAPS:
+            raise SettingsError(f"Unknown colour map {s.colormap[:40]!r}; choose one of {', '.join(render.COLORMAPS)}.")
+        if not 0.0 <= float(s.opacity) <= 1.0:
+            raise SettingsError(f"Overlay opacity must be between 0 and 1, got {s.opacity}.")
+        return s
+
+    # -- cached computations ---------------------------------------------------------------------
+
+    @staticmethod
+    def image_key(path: str) -> str:
+        try:
+            st = os.stat(path)
+        except OSError:
+            raise CamError(
+                "The image is no longer on the server (uploads are kept for an hour). Upload it again."
+            ) from None
+        return f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}"
+
+    def _cached(self, who: Who, key: Hashable, compute: Callable[[], T], cost: str = CHEAP) -> T:
+        return self.store.get_or_compute(who.session, who.client, key, compute, cost)  # type: ignore[arg-type]
+
+    def image(self, who: Who, path: str) -> LoadedImage:
+        return self._cached(who, ("image", self.image_key(path)), lambda: load_image(path))
+
+    def example_of(self, path: str) -> str | None:
+        """The example's stem when ``path`` holds an example photo (matched by content)."""
+        self.image_key(path)  # a file that is gone: "no longer on the server", not an OSError
+        ex = self.examples.by_content(file_sha256(path))
+        return ex.stem if ex else None
+
+    def explanation(self, who: Who, path: str, layer: str) -> Explanation:
+        """CAM at conv3 and Grad-CAM at ``layer``, every class, from one forward pass."""
+        key = ("explanation", self.image_key(path), layer)
+        image = self.image(who, path)
+        plan = {"cam": GAP_LAYER, "gradcam": layer}
+        return self._cached(
+            who, key, lambda: explain(self.model, image, methods=UI_METHODS, layer=plan, all_classes=True)
+        )
+
+    def all_methods(
+        self,
+        who: Who,
+        path: str,
+        layer: str,
+        progress: Callable[[int, int], None] | None = None,
+        with_scorecam: bool = False,
+    ) -> Explanation:
+        """Every method at ``layer`` (CAM at conv3), every class; Score-CAM only when asked for."""
+        base = self.explanation(who, path, layer)
+        image = self.image(who, path)
+        key = self.image_key(path)
+        extra = self._cached(
+            who,
+            ("methods", key, layer),
+            lambda: explain(self.model, image, methods=EXTRA_METHODS, layer=layer, all_classes=True),
+        )
+        merged = base.merge(extra)
+        score = self.store.get(who.session, ("scorecam", key, layer))
+        if score is None and with_scorecam:
+            score = explain(
+                self.model,
+                image,
+                methods=EXPENSIVE_METHODS,
+                layer=layer,
+                all_classes=True,
+                progress=self._checked(who, progress),
+            )
+            self.store.put(who.session, who.client, ("scorecam", key, layer), score, EXPENSIVE)
+        return merged.merge(score) if score is not None else merged
+
+    # -- cancel ------------------------------------------------------------------------------------
+
+    def _flag(self, session: str) -> threading.Event:
+        flag = self._cancel.setdefault(session, threading.Event())
+        self._cancel.move_to_end(session)
+        while len(self._cancel) > MAX_CACHED:
+            self._cancel.popitem(last=False)
+        return flag
+
+    def cancel(self, who: Who) -> None:
+        self._flag(who.session).set()
+
+    def _checked(self, who: Who, progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+        """A progress callback that stops the computation (raises `Cancelled`) once Cancel is pressed."""
+        flag = self._flag(who.session)
+        flag.clear()
+
+        def report(done: int, total: int) -> None:
+            if flag.is_set():
+                flag.clear()
+                raise Cancelled(
+                    "Cancelled. Nothing was kept from the interrupted run; press the button to start again."
+                )
+            if progress is not None:
+                progress(done, total)
+
+        return report
+
+    # -- the main view -------------------------------------------------------------------------------
+
+    def main_view(self, who: Who, path: str, s: Settings) -> MainView:
+        s = self.check(s)
+        example = self.example_of(path)
+        cache_key = (self.image_key(path), s) if example else None
+        if cache_key is not None and (hit := self._views.get(cache_key)):
+            stamp, view = hit
+            if time.monotonic() - stamp < VIEW_CACHE_TTL_S and all(os.path.exists(p) for p in view.cam_slider):
+                return view
+        r = self.explanation(who, path, s.layer).for_target(s.target)
+        view = self._render_main(r, s, example)
+        if cache_key is not None:
+            self._views[cache_key] = (time.monotonic(), view)
+            while len(self._views) > MAX_CACHED:
+                self._views.popitem(last=False)
+        return view
+
+    def _render_main(self, r: Explanation, s: Settings, example: str | None) -> MainView:
+        files = self.files()
+        stem = f"{r.target}_{s.layer}"
+        photo = files.jpeg(maps.photo_of(r), "photo")
+        cam_overlay, cam_note = maps.overlay_or_note(r, "cam", s)
+        gc_overlay, gc_note = maps.overlay_or_note(r, "gradcam", s)
+        figure = files.png(compare.compare_figure(r, s.layer, s.colormap), f"compare_{stem}")
+        photo_example = self.examples.by_stem(example) if example else None
+        note = photo_example.note() if photo_example else ""
+        tiles = tuple(
+            (files.jpeg(img, f"class_{r.class_names[i]}"), caption)
+            for i, (img, caption) in zip(r.classes, classes.class_tiles(r, s), strict=True)
+        )
+        legend = maps.legend_html(s.colormap)
+        return MainView(
+            heading=maps.heading(r, s.target) + (f"\n\n{note}" if note else ""),
+            caveat=caveat(self.model.provenance, is_example=example is not None) or "",
+            prediction=r.probabilities,
+            cam_slider=(photo, files.jpeg(cam_overlay, f"cam_overlay_{r.target}")),
+            cam_legend=legend,
+            cam_heatmap=files.png(maps.raw_map_figure(r, "cam", GAP_LAYER), f"cam_raw_{r.target}"),
+            cam_note=cam_note,
+            gradcam_slider=(photo, files.jpeg(gc_overlay, f"gradcam_overlay_{stem}")),
+            gradcam_legend=legend,
+            gradcam_heatmap=files.png(maps.raw_map_figure(r, "gradcam", s.layer), f"gradcam_raw_{stem}"),
+            gradcam_note=gc_note,
+            compare_image=figure,
+            compare_md=compare.compare_markdown(r, compare_cam_gradcam(r), s.layer),
+            compare_png=figure,
+            cam_npy=files.npy(r.maps["cam"], f"cam_{r.target}_{GAP_LAYER}"),
+            gradcam_npy=files.npy(r.maps["gradcam"], f"gradcam_{stem}"),
+            class_tiles=tiles,
+            photo=photo,
+            example=example,
+        )
+
+    def warm(self) -> None:
+        """Explain the default example at the default settings now, so the first page shows it at once."""
+        ex = self.examples.default
+        if ex is not None:
+            self.main_view(Who("warm-up", "local"), str(ex.path), Settings())
+
+    # -- Methods -------------------------------------------------------------------------------------
+
+    def methods_tab(
+        self,
+        who: Who,
+        path: str,
+        s: Settings,
+        with_scorecam: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> MethodsTab:
+        s = self.check(s)
+        r = self.all_methods(who, path, s.layer, progress, with_scorecam).for_target(s.target)
+        eq = method_equivalences(r, [m for m in METHODS if m in r.class_maps])
+        files = self.files()
+        gallery = [
+            (files.jpeg(img, f"method_{i}"), caption)
+            for i, (img, caption) in enumerate(methods_view.method_tiles(r, s.layer, s))
+        ]
+        return MethodsTab(
+            methods_gallery=gallery,
+            methods_matrix=methods_view.correlation_table_html(eq, s.layer, r.target),
+            methods_md=methods_view.methods_statement(r, s.layer, eq),
+        )
+
+    # -- Faithfulness ----------------------------------------------------------------------------------
+
+    def faithfulness_passes(self, n_maps: int) -> int:
+        from cam.faithfulness import forward_passes
+
+        return forward_passes(n_maps, self.faithfulness_steps)
+
+    def faith_tab(
+        self,
+        who: Who,
+        path: str,
+        s: Settings,
+        chosen: list[str],
+        compute: bool,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> FaithTab:
+        s = self.check(s)
+        unknown = [m for m in chosen if m not in METHODS]
+        if unknown:
+            raise SettingsError(f"Unknown method {unknown[0][:40]!r}; choose from {', '.join(METHODS)}.")
+        methods = [m for m in METHODS if m in chosen]
+        r = self.explanation(who, path, s.layer).for_target(s.target)
+        key = ("faithfulness", self.image_key(path), s.layer, r.target_index)
+        have: ImageFaithfulness | None = self.store.get(who.session, key)
+        missing = [m for m in methods if have is None or m not in have.scores]
+        if compute and not methods:
+            raise SettingsError("Tick at least one method to evaluate (the random map is always added for comparison).")
+        if missing and compute:
+            rm = self.all_methods(who, path, s.layer, progress, with_scorecam="scorecam" in missing)
+            rm = rm.for_target(r.target_index)
+            result = evaluate_maps(
+                self.model,
+                self.image(who, path),
+                {m: rm.maps[m] for m in missing},
+                r.target_index,
+                n_steps=self.faithfulness_steps,
+                random_seed=0 if have is None else None,
+                progress=self._checked(who, progress),
+            )
+            have = result if have is None else replace(have, scores={**have.scores, **result.scores})
+            self.store.put(who.session, who.client, key, have, EXPENSIVE)
+            missing = []
+        if have is None or missing or not methods:
+            note = (
+                f"Not computed yet for class **{r.target}** at **{s.layer}**: press “Compute faithfulness” "
+                f"(about {self.faithfulness_passes(1):,} forward passes per map)."
+            )
+            return FaithTab(None, None, "", note)
+        names = [*methods, RANDOM]
+        steps = self.faithfulness_steps
+        note = f"Class **{r.target}**, maps at **{s.layer}**, {steps} steps of {r.maps['cam'].size // steps:,} pixels."
+        return FaithTab(
+            faith_deletion=faith.curves_frame(have, names, s.layer, "deletion"),
+            faith_insertion=faith.curves_frame(have, names, s.layer, "insertion"),
+            faith_table=faith.faithfulness_table(have, names, s.layer, r.target),
+            faith_note=note,
+        )
+
+    # -- Inside the CAM ------------------------------------------------------------------------------
+
+    def decomposition(self, who: Who, path: str, layer: str) -> ChannelDecomposition:
+        """A^k, F^k, w and Grad-CAM's alpha at ``layer``, every class: one forward pass, cached."""
+        image = self.image(who, path)
+        return self._cached(who, ("channels", self.image_key(path), layer), lambda: decompose(self.model, image, layer))
+
+    def channels_tab(
+        self, who: Who, path: str, s: Settings, show: str, n: int, k: int, pixel: tuple[int, int] | None
+    ) -> ChannelsTab:
+        s = self.check(s)
+        if show not in ("top", "bottom", "all"):
+            raise SettingsError(f"Show 'top', 'bottom' or 'all' channels, not {str(show)[:20]!r}.")
+        d = self.decomposition(who, path, s.layer)
+        c = d.class_index(s.target)
+        photo = self.image(who, path).model_input
+        files = self.files()
+        grid = [(files.png(t.picture, f"channel_{t.k}"), t.caption) for t in ch.channel_tiles(d, c, show, n)]  # type: ignore[arg-type]
+        partial, numbers = ch.partial_sum(d, c, k, photo, s)
+        if pixel is None:
+            pixel_image, terms, pixel_md = ch.clickable_photo(photo), None, "Click the photo to pick a pixel."
+        else:
+            pixel_image, terms, pixel_md = ch.pixel_view(d, c, pixel[0], pixel[1], photo)
+        return ChannelsTab(
+            channels_grid=grid,
+            channels_sum_image=files.jpeg(partial, "partial_cam"),
+            channels_sum_numbers=numbers,
+            channels_proof_plot=ch.proof_frame(d, c),
+            channels_proof_md=ch.proof_text(d, c),
+            channels_pixel_image=files.png(pixel_image, "pixel"),
+            channels_pixel_plot=terms,
+            channels_pixel_md=pixel_md,
+        )
+
+    def channels_json(self, path: str, target: str, layer: str, x: int, y: int) -> dict[str, Any]:
+        """The `/channels` API answer; x = y = -1 asks for no pixel."""
+        if layer not in LAYERS:
+            raise SettingsError(f"Unknown layer {str(layer)[:40]!r}; choose one of {', '.join(LAYERS)}.")
+        d = decompose(self.model, path, layer)
+        pixel = None if (int(x), int(y)) == (-1, -1) else (int(x), int(y))
+        return d.to_json(target, pixel)
+
+    # -- Trust: sanity check, hide and see, the pot shortcut ------------------------------------------
+
+    def sanity_result(self, who: Who, path: str, s: Settings, methods: list[str]) -> SanityResult:
+        unknown = [m for m in methods if m not in METHODS or METHODS[m].needs_model]
+        if unknown or not methods:
+            raise SettingsError("Tick one or more of the gradient methods (Score-CAM is too slow for a live check).")
+        target = self.explanation(who, path, s.layer).for_target(s.target).target_index
+        image = self.image(who, path)
+        key = ("sanity", self.image_key(path), s.layer, target, tuple(methods))
+        return self._cached(
+            who, key, lambda: cascading_randomization(self.model, image, target, methods, s.layer), EXPENSIVE
+        )
+
+    def sanity_tab(self, who: Who, path: str, s: Settings, methods: list[str]) -> SanityTab:
+        s = self.check(s)
+        res = self.sanity_result(who, path, s, [m for m in METHODS if m in methods])
+        files = self.files()
+        photo = self.image(who, path).model_input
+        return SanityTab(
+            trust_sanity_plot=trust.sanity_frame(res),
+            trust_sanity_image=files.png(trust.sanity_figure(res, photo, s.colormap), "sanity"),
+            trust_sanity_md=trust.sanity_markdown(res),
+            trust_other_image=files.png(trust.other_class_figure(res, s.colormap), "other_class"),
+        )
+
+    def sanity_json(self, path: str, target: str, method: str, layer: str) -> dict[str, Any]:
+        if method not in METHODS or METHODS[method].needs_model:
+            raise SettingsError(
+                f"Method {str(method)[:40]!r} is not one the sanity check runs; choose one of "
+                f"{', '.join(m for m, sp in METHODS.items() if not sp.needs_model)}."
+            )
+        if layer not in LAYERS:
+            raise SettingsError(f"Unknown layer {str(layer)[:40]!r}; choose one of {', '.join(LAYERS)}.")
+        return cascading_randomization(self.model, path, target, [method], layer).to_json(method)
+
+    def hide(self, path: str, target: str, mask: Any, image: LoadedImage | None = None) -> HideResult:
+        loaded = image or load_image(path)
+        r = explain(self.model, loaded, target=target, methods=("cam",))
+        return hide_region(self.model, loaded, mask, r.target_index, saliency=r.maps["cam"])
+
+    def hide_tab(self, who: Who, path: str, s: Settings, layer_file: str | None) -> HideTab:
+        s = self.check(s)
+        image = self.image(who, path)
+        r = self.explanation(who, path, s.layer).for_target(s.target)
+        mask = trust.mask_from_layer(layer_file, image.original_size)
+        if not mask.any():
+            return HideTab(None, "Paint over part of the photo (the brush) to hide it from the model.")
+        res = hide_region(self.model, image, mask, r.target_index, saliency=r.maps["cam"])
+        md = trust.hide_sentence(
+            res.target,
+            float(res.energy_in_mask or 0.0),
+            res.logit_before,
+            res.logit_after,
+            res.probability_before,
+            res.probability_after,
+        )
+        return HideTab(self.files().write(res.png(), "hidden.png"), md)
+
+    def hide_json(self, path: str, target: str, mask_path: str) -> tuple[str, dict[str, Any]]:
+        """The `/hide` API: (the hidden input as a PNG, JSON numbers); the mask is white where hidden."""
+        res = self.hide(path, target, _mask_image(mask_path))
+        return self.files().write(res.png(), "hidden.png"), res.to_json()
+
+    def pot_tab(self, who: Who, path: str, s: Settings, pot: str) -> PotTab:
+        s = self.check(s)
+        example = self.examples.by_stem(self.example_of(path) or "")
+        if example is None or "seed" not in example.scene:
+            return PotTab(None, "The pot swap works on the example scenes, which `cam.synthetic` can redraw: pick one.")
+        original = redraw_original(example.scene)
+        swapped, pot_mask = redraw_with_pot(example.scene, pot)
+        r0 = explain(self.model, original, target=s.target, methods=("cam",), all_classes=True)
+        r1 = explain(self.model, swapped, target=r0.target_index, methods=("cam",), all_classes=True)
+        figure, md = trust.pot_view(r0, r1, pot_mask, example.scene.get("pot_style", "its own"), pot, s)
+        return PotTab(self.files().png(figure, "pot_swap"), md)
+
+
+def _mask_image(path: str) -> Any:
+    """A mask file for `/hide`, read with a pixel cap from its header (it is an uploaded image)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.width * img.height > 50_000_000:
+            raise SettingsError("The mask is over 50 megapixels; send it at the photo's size or smaller.")
+        return img.convert("L").copy()
