@@ -88,7 +88,7 @@ PAGE_JS = r"""
     srcs: srcsOf,
     text: textOf,
     arm(inputSel, types, output, timeoutMs) {  // output: {kind: 'images', sel, before} | {kind: 'text', ...}
-      const state = {t0: null};
+      const state = {t0: null, tsrc: undefined};
       const onEvent = e => {
         if (state.t0 === null && e.target instanceof Element &&
             (e.target.closest(inputSel) || [...document.querySelectorAll(inputSel)].includes(e.target)))
@@ -100,14 +100,18 @@ PAGE_JS = r"""
                                              : () => textShown(output.sel, output.text);
       const check = async () => {  // a new error toast ends the wait at once, with its message
         const err = [...document.querySelectorAll(TOAST)].find(t => !toasts.has(t));
-        if (err) return {error: (err.innerText || 'an error toast').trim().slice(0, 300)};
+        if (err) return {error: (err.innerText || 'an error toast').replace(/[\s×]+/g, ' ').trim().slice(0, 300)};
+        // When the answer arrived (the new src is set): splits the time into the event's round trip
+        // and the picture's fetch + decode.
+        if (output.kind === 'images' && state.tsrc === undefined &&
+            JSON.stringify(srcsOf(output.sel)) !== JSON.stringify(output.before)) state.tsrc = performance.now();
         const t1 = await shown();
         return t1 === null ? null : {t1};
       };
       const late = new Promise(r => setTimeout(() => r({t1: null}), timeoutMs));
       window.__bench.done = Promise.race([watch(check), late]).then(res => {
         for (const t of types) document.removeEventListener(t, onEvent, true);
-        return {t0: state.t0, ...res};
+        return {t0: state.t0, tsrc: state.tsrc ?? null, ...res};
       });
       return true;
     },
@@ -210,6 +214,11 @@ def srcs(page: Any, selector: str) -> list[str]:
     return list(page.evaluate("sel => window.__bench.srcs(sel)", selector))
 
 
+# The last `timed` call's time from the input event to the answer's arrival (the new ``src`` set),
+# before the picture was fetched and decoded: rows read it right after each measurement.
+last_answer_ms: list[float | None] = [None]
+
+
 def timed(
     page: Any,
     action: Callable[[], object],
@@ -227,6 +236,7 @@ def timed(
         raise TimeoutError(f"{output['sel']} did not show a new {output['kind']} within {TIMEOUT_MS / 1e3:.0f} s")
     if res["t0"] is None:
         raise RuntimeError(f"no {'/'.join(types)} event reached {input_sel}: the action did not hit the control")
+    last_answer_ms[0] = float(res["tsrc"] - res["t0"]) if res.get("tsrc") is not None else None
     return float(res["t1"] - res["t0"])
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import browser
 from benchmarks.browser import (
     ECHO_NOTES,
     Browser,
@@ -149,22 +150,31 @@ class AppPage:
         return timed_images(self.page, tab.click, "[role=tab]", CLICK, out)
 
 
-def measure(app: AppPage, fn: Callable[[], float], s: Settings) -> tuple[list[float], list[float]]:
-    """``fn`` and the echo on the same page, interleaved, each followed by `settle`."""
+def measure(app: AppPage, fn: Callable[[], float], s: Settings) -> tuple[list[float], list[float], list[float]]:
+    """``fn`` and the echo on the same page, interleaved, each followed by `settle`; also the part of
+    each ``fn`` time until the answer arrived (its new ``src`` set), before fetch and decode."""
+    answers: list[float] = []
 
-    def settled(f: Callable[[], float]) -> Callable[[], float]:
-        def run() -> float:
-            ms = f()
-            settle(app.page)
-            return ms
+    def interaction() -> float:
+        browser.last_answer_ms[0] = None
+        ms = fn()
+        if browser.last_answer_ms[0] is not None:
+            answers.append(browser.last_answer_ms[0])
+        settle(app.page)
+        return ms
 
-        return run
+    def echo() -> float:
+        ms = echo_once(app.page, app.echo)
+        settle(app.page)
+        return ms
 
-    a, b = interleaved_measured([settled(fn), settled(lambda: echo_once(app.page, app.echo))], s.browser_repeats, 1)
-    return a, b
+    a, b = interleaved_measured([interaction, echo], s.browser_repeats, 1)
+    return a, b, answers[-len(a) :]
 
 
-def ratio_row(rid: str, title: str, target: float, a: list[float], b: list[float], a_text: str, echo: str) -> Row:
+def ratio_row(
+    rid: str, title: str, target: float, a: list[float], b: list[float], answers: list[float], a_text: str, echo: str
+) -> Row:
     row = Row(
         rid,
         f"{title} vs echo (browser)",
@@ -174,7 +184,14 @@ def ratio_row(rid: str, title: str, target: float, a: list[float], b: list[float
         "<=",
         target,
     ).finish(median(a), median(b), len(a))
-    row.extra = {"a_ms": a, "b_ms": b}
+    row.extra = {"a_ms": a, "b_ms": b, "answer_arrived_ms": answers}
+    if answers:
+        row.notes.append(
+            f"of A: {median(answers):.0f} ms until the answer arrived (event round trip incl. server work), "
+            f"{median(a) - median(answers):.0f} ms fetching and decoding the picture"
+        )
+    if echo == "fetch":
+        row.notes.append("B: the echo event's request sent by the page itself (its controls are not rendered)")
     return row
 
 
@@ -222,8 +239,8 @@ def attempt(app: AppPage, s: Settings, rid: str, title: str, target: float, what
     """One row: ``fn`` against the echo. An error (a toast, a timeout) becomes the row's reason, and the
     next row starts from a fresh session."""
     try:
-        a, e = measure(app, fn, s)
-        return ratio_row(rid, title, target, a, e, what, app.echo)
+        a, e, answers = measure(app, fn, s)
+        return ratio_row(rid, title, target, a, e, answers, what, app.echo)
     except Exception as exc:
         traceback.print_exc()
         app.restart()

@@ -32,13 +32,12 @@ class ExamplePhoto:
         return f"Example {self.stem}{cls}" + (f", in a {pot} pot" if pot else "")
 
     def note(self) -> str:
-        """The caption shown under the heading when this example is explained."""
-        parts = [
-            f"**Example** `{self.path.name}`" + (f", true class **{self.true_class}**." if self.true_class else ".")
-        ]
-        if self.look_for:
-            parts.append(f"What to look for: {self.look_for}")
-        return " ".join(parts)
+        """The caption shown under the heading when this example is explained: one line, with what
+        to look for folded away (on a phone the picture must stay on the first screen)."""
+        line = f"**Example** `{self.path.name}`" + (f", true class **{self.true_class}**." if self.true_class else ".")
+        if not self.look_for:
+            return line
+        return f"{line}\n<details><summary>What to look for</summary>\n\n{self.look_for}\n</details>"
 
 
 def file_sha256(path: str | Path) -> str:

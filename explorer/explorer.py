@@ -377,7 +377,14 @@ class Explorer:
         if unknown:
             raise SettingsError(f"Unknown method {unknown[0][:40]!r}; choose from {', '.join(METHODS)}.")
         methods = [m for m in METHODS if m in chosen]
-        r = self.explanation(who, path, s.layer).for_target(s.target)
+        base: Explanation | None
+        if compute:
+            base = self.explanation(who, path, s.layer)
+        else:  # only shows what is cached: this view runs off the queue and must never run the network
+            base = self.store.get(who.session, ("explanation", self.image_key(path), s.layer))
+            if base is None:
+                return FaithTab(None, None, "", "Press “Compute faithfulness” to evaluate the maps of this photo.")
+        r = base.for_target(s.target)
         key = ("faithfulness", self.image_key(path), s.layer, r.target_index)
         have: ImageFaithfulness | None = self.store.get(who.session, key)
         missing = [m for m in methods if have is None or m not in have.scores]

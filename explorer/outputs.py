@@ -10,8 +10,8 @@ from __future__ import annotations
 import io
 import os
 import re
-import time
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np

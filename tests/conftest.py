@@ -136,7 +136,7 @@ class Reference:
         return np.tensordot(self.alpha[layer][c], self.acts[layer], axes=1)
 
 
-def reference(module: torch.nn.Module, photo: np.ndarray) -> Reference:
+def reference(module: PotPlantGAP, photo: np.ndarray) -> Reference:
     """Forward the course network by hand (conv-ReLU x3, mean, linear) in float64 for the logits and
     activations, and take every class's gradient with respect to every layer's activations with
     autograd (float32: a float64 backward costs ~7 s here)."""
@@ -148,6 +148,7 @@ def reference(module: torch.nn.Module, photo: np.ndarray) -> Reference:
     def forward(dtype: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h, acts = x.to(dtype), []
         for conv in convs:
+            assert conv.bias is not None
             h = torch.relu(F.conv2d(h, conv.weight.to(dtype), conv.bias.to(dtype), padding=conv.padding))
             acts.append(h)
         return F.linear(h.mean(dim=(2, 3)), fc.weight.to(dtype), fc.bias.to(dtype))[0], acts
@@ -170,10 +171,10 @@ def reference(module: torch.nn.Module, photo: np.ndarray) -> Reference:
     )
 
 
-class References(dict):  # type: ignore[type-arg]
+class References(dict[str, Reference]):
     """photo name -> `Reference`, computed on first use (a few seconds each on a busy machine)."""
 
-    def __init__(self, module: torch.nn.Module, photos: dict[str, Path]) -> None:
+    def __init__(self, module: PotPlantGAP, photos: dict[str, Path]) -> None:
         super().__init__()
         self.module, self.photos = module, photos
 
@@ -249,7 +250,10 @@ def serve(demo: gr.Blocks, **queue: Any) -> Iterator[str]:
     for attempt in range(5):  # a port free a moment ago may since serve a client connection
         try:
             _, url, _ = demo.launch(
-                prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=free_port(),
+                prevent_thread_lock=True,
+                quiet=True,
+                server_name="127.0.0.1",
+                server_port=free_port(),
                 **app.LAUNCH_KWARGS,
             )
             break

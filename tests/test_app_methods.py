@@ -103,8 +103,9 @@ def corr(a: np.ndarray, b: np.ndarray) -> float:
 
 def every_map(model: CamModel, path: Path, layer: str, methods: list[str]) -> Any:
     """The maps from cam.explain: CAM at conv3, the others at ``layer``, every class."""
-    return explain(model, path, methods=methods, layer={m: "conv3" if m == "cam" else layer for m in methods},
-                   all_classes=True)
+    return explain(
+        model, path, methods=methods, layer={m: "conv3" if m == "cam" else layer for m in methods}, all_classes=True
+    )
 
 
 def check_matrix(html_text: str, maps: dict[str, np.ndarray], layer: str) -> None:
@@ -172,8 +173,13 @@ def test_methods_at_conv1_part_ways_as_stated_with_scorecam(
     assert [c.split(" (")[0].split(",")[0] for c in captions] == list(NAMES.values())
     assert captions[0].endswith(", only at conv3") and captions[6].endswith(", not computed yet")
     ticks: list[tuple[int, int]] = []
-    tab = ex.methods_tab(WHO, path, Settings(target="greg", layer="conv1"), with_scorecam=True,
-                         progress=lambda done, total: ticks.append((done, total)))
+    tab = ex.methods_tab(
+        WHO,
+        path,
+        Settings(target="greg", layer="conv1"),
+        with_scorecam=True,
+        progress=lambda done, total: ticks.append((done, total)),
+    )
     assert ticks and ticks[-1][0] == ticks[-1][1] == 16, "Score-CAM at conv1: one masked pass per channel"
     captions = [caption for _, caption in tab.methods_gallery]  # type: ignore[union-attr]
     assert "not computed" not in captions[6] and captions[6].endswith(", conv1")
@@ -187,7 +193,9 @@ def test_methods_at_conv1_part_ways_as_stated_with_scorecam(
     assert {BY_NAME[n] for n in listed} == set(NAMES) - {"cam"}
     for label, v in listed.items():
         assert float(v) == pytest.approx(corr(maps["cam"], maps[BY_NAME[label]]), abs=6e-4)
-    pairs = [(a, b) for i, a in enumerate(list(NAMES)[1:]) for b in list(NAMES)[i + 2 :] if truly_equal(maps[a], maps[b])]
+    pairs = [
+        (a, b) for i, a in enumerate(list(NAMES)[1:]) for b in list(NAMES)[i + 2 :] if truly_equal(maps[a], maps[b])
+    ]
     if not pairs:
         assert "No two methods at conv1 are equal up to a positive scale" in md
 
@@ -227,7 +235,9 @@ def evaluations(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, ...
 
 @pytest.mark.slow
 def test_faithfulness_table_and_curves_are_the_library_s(
-    make_explorer: Callable[..., Explorer], fixture_model: CamModel, photos: dict[str, Path],
+    make_explorer: Callable[..., Explorer],
+    fixture_model: CamModel,
+    photos: dict[str, Path],
     evaluations: list[tuple[str, ...]],
 ) -> None:
     ex = make_explorer()
@@ -245,8 +255,14 @@ def test_faithfulness_table_and_curves_are_the_library_s(
     # What a run costs, as the page announces it: forward passes (images) per map, plus three shared.
     assert sum(images) == 3 + 4 * (ex.faithfulness_passes(1) - 3)  # three maps and the random one
     maps = every_map(fixture_model, photos["blue"], "conv3", ["cam", "gradcam", "layercam"]).for_target(target).maps
-    f = evaluate_maps(fixture_model, load_image(photos["blue"]), {m: maps[m] for m in ("cam", "gradcam", "layercam")},
-                      target, n_steps=4, random_seed=0)
+    f = evaluate_maps(
+        fixture_model,
+        load_image(photos["blue"]),
+        {m: maps[m] for m in ("cam", "gradcam", "layercam")},
+        target,
+        n_steps=4,
+        random_seed=0,
+    )
     rows = table_rows(tab.faith_table)
     labels = {"cam": "CAM", "gradcam": "Grad-CAM", "layercam": "LayerCAM", "random": "random map"}
     assert list(rows) == [labels[m] for m in ("cam", "gradcam", "layercam", "random")]  # page order, random last
@@ -267,9 +283,12 @@ def test_faithfulness_table_and_curves_are_the_library_s(
             assert cell.startswith("**") == (m != "random" and plain(cell) == top), (m, cell, top)
     assert f"p({target}) on the unchanged photo: **{f.probability:.3f}**" in tab.faith_table
     assert f"The random map scores {f.scores['random'].deletion.auc:.3f} (deletion)" in tab.faith_table
-    beat = [labels[m] for m in ("cam", "gradcam", "layercam")
-            if f.scores[m].deletion.auc < f.scores["random"].deletion.auc
-            and f.scores[m].insertion.auc > f.scores["random"].insertion.auc]
+    beat = [
+        labels[m]
+        for m in ("cam", "gradcam", "layercam")
+        if f.scores[m].deletion.auc < f.scores["random"].deletion.auc
+        and f.scores[m].insertion.auc > f.scores["random"].insertion.auc
+    ]
     if beat:
         said = re.search(r"Better than random on both curves here: (.*)\.", tab.faith_table)
         assert said and set(re.split(r", | and ", said.group(1))) == set(beat)
@@ -284,8 +303,10 @@ def test_faithfulness_table_and_curves_are_the_library_s(
             assert len(series) == len(curve.fractions), (kind, label, set(frame["map"]))
             np.testing.assert_allclose(series["fraction"], curve.fractions)
             np.testing.assert_allclose(series["probability"], curve.probabilities, atol=1e-6)
-            auc = float(np.sum(np.diff(series["fraction"]) * (series["probability"].values[1:] + series["probability"].values[:-1]) / 2))
-            assert float(re.search(r"AUC (\d\.\d{3})", series["map"].iloc[0]).group(1)) == pytest.approx(auc, abs=5.1e-4)  # type: ignore[union-attr]
+            p = series["probability"].to_numpy()
+            auc = float(np.sum(np.diff(series["fraction"].to_numpy()) * (p[1:] + p[:-1]) / 2))
+            legend = re.search(r"AUC (\d\.\d{3})", series["map"].iloc[0])
+            assert legend and float(legend.group(1)) == pytest.approx(auc, abs=5.1e-4)
     assert tab.faith_note == f"Class **{target}**, maps at **conv3**, 4 steps of 16,384 pixels."
     # Cached per photo, class and layer: asking again computes nothing; one more map costs only its own.
     assert evaluations == [("cam", "gradcam", "layercam")]

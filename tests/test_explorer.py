@@ -27,8 +27,6 @@ WHO = Who("test-session", "127.0.0.1")
 CLASSES = ("rudo", "baya", "greg", "yuki")
 
 
-
-
 # ------------------------------------------------------------------------------------------------ parsing
 
 
@@ -108,7 +106,11 @@ def test_heading_for_a_chosen_class(explorer: Explorer, photos: dict[str, Path],
         m = HEADING.match(view.heading)
         assert m, view.heading
         assert m.group(1) == name
-        why = "your choice; it is also the predicted class" if name == top else f"your choice; the model predicts **{top}**"
+        why = (
+            "your choice; it is also the predicted class"
+            if name == top
+            else f"your choice; the model predicts **{top}**"
+        )
         assert m.group(2) == why
         check_percent(float(ref.probabilities[c]), m.group(3), float(m.group(4)) / 100)
         assert compare_cells(view.compare_md)["class"] == name
@@ -152,7 +154,9 @@ def test_compare_at_conv3_shows_the_identity_with_true_numbers(
         assert shown["logit"] == pytest.approx(logit, abs=2e-6)
         assert shown["mean_plus_b"] == pytest.approx(cam.mean() + ref.bias[c], abs=2e-6)
         assert shown["mean_plus_b"] == pytest.approx(logit, abs=2e-6)
-        assert shown["correlation"] == pytest.approx(np.corrcoef(cam.ravel(), ref.gradcam(c, "conv3").ravel())[0, 1], abs=1e-6)
+        assert shown["correlation"] == pytest.approx(
+            np.corrcoef(cam.ravel(), ref.gradcam(c, "conv3").ravel())[0, 1], abs=1e-6
+        )
         assert 0 <= shown["max_diff"] < 1e-5 and 0 <= shown["difference"] < 1e-5
         hw, residual = shown["residual"]
         assert hw == 256 * 256 and 0 <= residual < 1e-5 * np.abs(cam).max()
@@ -170,6 +174,26 @@ def test_compare_at_conv3_shows_the_identity_with_true_numbers(
         assert shown["max_diff"] == pytest.approx(diff, rel=0.02, abs=2e-7)
         resid = float(np.abs(gc32.astype(np.float64) * hw - cam32.astype(np.float64)).max())
         assert residual == pytest.approx(resid, rel=0.006)
+
+
+def test_compare_cells_show_their_own_numbers_when_the_identity_fails(
+    explorer: Explorer, photos: dict[str, Path], refs: dict[str, Reference]
+) -> None:
+    """On this network mean(CAM) + b equals the logit to ~1e-7, so the table cannot tell the two
+    apart. Here the logits are shifted by 0.5 (as for a network that is not a pure GAP net): each
+    cell must still show its own number, and the difference the gap between them."""
+    from dataclasses import replace
+
+    from cam.compare import compare_cam_gradcam
+    from explorer.compare import compare_markdown
+
+    ref = refs["teal"]
+    r = explorer.explanation(WHO, str(photos["teal"]), "conv3").for_target("greg")
+    shifted = replace(r, logits=r.logits + np.float32(0.5))
+    shown = compare_cells(compare_markdown(shifted, compare_cam_gradcam(shifted), "conv3"))
+    assert shown["mean_plus_b"] == pytest.approx(ref.cam(2).mean() + ref.bias[2], abs=2e-6)
+    assert shown["logit"] == pytest.approx(float(ref.logits[2]) + 0.5, abs=2e-6)
+    assert shown["difference"] == pytest.approx(0.5, abs=1e-6)
 
 
 @pytest.mark.parametrize("layer", ["conv1", "conv2"])
@@ -292,7 +316,9 @@ def test_inside_the_cam_sum_proof_and_pixel(
         assert term == pytest.approx(terms[int(label[2:])], abs=1e-5)
 
 
-def test_inside_the_cam_at_conv1_has_no_w(explorer: Explorer, photos: dict[str, Path], refs: dict[str, Reference]) -> None:
+def test_inside_the_cam_at_conv1_has_no_w(
+    explorer: Explorer, photos: dict[str, Path], refs: dict[str, Reference]
+) -> None:
     ref = refs["blue"]
     c = int(np.argmax(ref.logits))
     tab = explorer.channels_tab(WHO, str(photos["blue"]), Settings(layer="conv1"), "bottom", 5, 16, (10, 250))
@@ -306,9 +332,13 @@ def test_inside_the_cam_at_conv1_has_no_w(explorer: Explorer, photos: dict[str, 
     terms = ref.alpha["conv1"][c] * ref.acts["conv1"].mean(axis=(1, 2))
     shown = [int(caption.split()[0][2:]) for _, caption in tab.channels_grid]
     assert shown == [int(k) for k in np.argsort(-terms, kind="stable")[::-1][:5]]
-    value = number(tab.channels_pixel_md, r"before ReLU = Σ<sub>k</sub> α<sub>k</sub>A<sup>k</sup> = \*\*(-?[\d.]+)\*\*")
+    value = number(
+        tab.channels_pixel_md, r"before ReLU = Σ<sub>k</sub> α<sub>k</sub>A<sup>k</sup> = \*\*(-?[\d.]+)\*\*"
+    )
     assert value == pytest.approx(float(ref.gradcam(c, "conv1")[250, 10]), abs=2e-6)
-    assert float(tab.channels_pixel_plot["term"].sum()) == pytest.approx(float(ref.gradcam(c, "conv1")[250, 10]), abs=1e-6)
+    assert float(tab.channels_pixel_plot["term"].sum()) == pytest.approx(
+        float(ref.gradcam(c, "conv1")[250, 10]), abs=1e-6
+    )
 
 
 # ------------------------------------------------------------------------------------------------ caveat
@@ -316,8 +346,14 @@ def test_inside_the_cam_at_conv1_has_no_w(explorer: Explorer, photos: dict[str, 
 
 def bundled(model: CamModel) -> CamModel:
     """The fixture network presented as the offline demo model (provenance "bundled")."""
-    prov = Provenance(source="bundled", requested="auto", path="/x/pot_plant_gap_synthetic.pth", sha256="ab" * 32,
-                      size=1, fallback_reason="The Hub could not be reached (offline).")
+    prov = Provenance(
+        source="bundled",
+        requested="auto",
+        path="/x/pot_plant_gap_synthetic.pth",
+        sha256="ab" * 32,
+        size=1,
+        fallback_reason="The Hub could not be reached (offline).",
+    )
     return CamModel(module=model.module, provenance=prov)
 
 
@@ -383,8 +419,11 @@ def test_display_changes_do_not_rerun_the_network(
     # Inside the CAM: one decomposition per layer; class, N, k and the pixel only re-render.
     ex.channels_tab(WHO, path, Settings(), "top", 12, 8, None)
     assert len(forwards) == 3
-    for target, show, n, k, pixel in (("baya", "bottom", 3, 64, (0, 0)), ("greg", "all", 64, 1, (255, 255)),
-                                      ("predicted", "top", 1, 30, (128, 7))):
+    for target, show, n, k, pixel in (
+        ("baya", "bottom", 3, 64, (0, 0)),
+        ("greg", "all", 64, 1, (255, 255)),
+        ("predicted", "top", 1, 30, (128, 7)),
+    ):
         ex.channels_tab(WHO, path, Settings(target=target, colormap="jet", opacity=0.3), show, n, k, pixel)
     assert len(forwards) == 3
     # Methods: one more pass for the six other cheap methods, then nothing for other classes.

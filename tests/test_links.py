@@ -28,7 +28,14 @@ def read(query: dict[str, str]) -> tuple[LinkState, list[str]]:
 
 def test_tab_ids_are_the_documented_ones() -> None:
     assert links.TAB_IDS == (
-        "cam", "inside-the-cam", "grad-cam", "compare", "all-classes", "methods", "trust", "about",
+        "cam",
+        "inside-the-cam",
+        "grad-cam",
+        "compare",
+        "all-classes",
+        "methods",
+        "trust",
+        "about",
     )
 
 
@@ -55,8 +62,9 @@ def test_every_state_survives_the_round_trip() -> None:
 def test_links_carry_only_what_differs_from_the_defaults() -> None:
     assert query_string(LinkState()) == ""
     assert query_string(LinkState(example="greg_2")) == "?example=greg_2"
-    q = query_string(LinkState(example="greg_2", target="baya", layer="conv2", tab="compare", opacity=0.25,
-                               colormap="jet"))
+    q = query_string(
+        LinkState(example="greg_2", target="baya", layer="conv2", tab="compare", opacity=0.25, colormap="jet")
+    )
     assert q == "?example=greg_2&class=baya&layer=conv2&tab=compare&opacity=0.25&cmap=jet"
     assert query_string(LinkState(target="yuki")) == "?class=yuki", "no example for an upload"
     assert "upload" in links.UPLOAD_NOTE.lower() and "never" in links.UPLOAD_NOTE

@@ -65,10 +65,15 @@ def test_cheap_items_are_evicted_before_expensive_ones() -> None:
 
 def test_an_item_larger_than_a_share_is_served_not_kept() -> None:
     store = SessionStore(budget_bytes=8 * MB, client_share=0.25)
-    calls = []
-    value = store.get_or_compute("s", "c", "big", lambda: calls.append(1) or blob(3))
+    calls: list[int] = []
+
+    def compute() -> np.ndarray:
+        calls.append(1)
+        return blob(3)
+
+    value = store.get_or_compute("s", "c", "big", compute)
     assert value.nbytes == 3 * MB and len(store) == 0
-    store.get_or_compute("s", "c", "big", lambda: calls.append(1) or blob(3))
+    store.get_or_compute("s", "c", "big", compute)
     assert len(calls) == 2
 
 
@@ -77,7 +82,11 @@ def test_get_or_compute_computes_once_and_keeps_recently_used_items() -> None:
     calls: list[str] = []
 
     def compute(key: str) -> Callable[[], np.ndarray]:
-        return lambda: calls.append(key) or blob(1)
+        def run() -> np.ndarray:
+            calls.append(key)
+            return blob(1)
+
+        return run
 
     for key in ("a", "b", "c"):
         store.get_or_compute("s", "c", key, compute(key))
@@ -121,7 +130,7 @@ def test_concurrent_writers_keep_to_the_budget() -> None:
             for i in range(60):
                 store.put(f"s{t}-{i % 7}", f"client{t % 3}", i, blob(0.5))
                 store.get(f"s{t}-{(i + 3) % 7}", i - 3)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
+        except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
