@@ -38,24 +38,12 @@ from cam.synthetic import POT_STYLES
 from explorer import guard, links, page
 from explorer.api import Api
 from explorer.banner import banner_html
-from explorer.explorer import (
-    FAITHFULNESS_DEFAULT,
-    LAYERS,
-    ChannelsTab,
-    Explorer,
-    FaithTab,
-    HideTab,
-    MainView,
-    MethodsTab,
-    PotTab,
-    SanityTab,
-    Settings,
-    Who,
-)
+from explorer.explorer import FAITHFULNESS_DEFAULT, LAYERS, Explorer, Settings, Who
 from explorer.methods import methods_references
 from explorer.outputs import remove_empty_folders
 from explorer.text import prose
 from explorer.trusted import UNTRUSTED_PATH_MESSAGE, decode_data_url, trusted_image_path
+from explorer.views import ChannelsTab, FaithTab, HideTab, MainView, MethodsTab, PotTab, SanityTab
 
 TITLE = "Pot Plant CAM Explorer"
 ROOT = Path(__file__).resolve().parent
@@ -303,10 +291,9 @@ def controls(c: dict[str, Any], ex: Explorer) -> None:
     c["target"] = gr.Dropdown(classes, value="predicted", label="Class to explain", elem_id="target")
     info = "conv3 feeds global average pooling: the CAM layer."
     c["layer"] = gr.Radio(list(LAYERS), value=GAP_LAYER, label="Grad-CAM layer", elem_id="layer", info=info)
-    with gr.Row():
-        cmaps = [(render.COLORMAP_LABELS[k], k) for k in render.COLORMAPS]
-        c["colormap"] = gr.Dropdown(cmaps, value=render.DEFAULT_COLORMAP, label="Colour map", elem_id="colormap")
-        c["opacity"] = gr.Slider(0, 1, value=Settings().opacity, step=0.05, label="Overlay opacity", elem_id="opacity")
+    cmaps = [(render.COLORMAP_LABELS[k], k) for k in render.COLORMAPS]
+    c["colormap"] = gr.Dropdown(cmaps, value=render.DEFAULT_COLORMAP, label="Colour map", elem_id="colormap")
+    c["opacity"] = gr.Slider(0, 1, value=Settings().opacity, step=0.05, label="Overlay opacity", elem_id="opacity")
     c["explain"] = gr.Button("Explain", variant="primary", elem_id="explain")
     with gr.Row(elem_id="link-row"):
         c["link"] = gr.Textbox(label="Link to this view", elem_id="link-to-view", buttons=["copy"], **OUT)
@@ -329,16 +316,12 @@ def put(c: dict[str, Any], *names: str) -> None:
 
 def map_tab(c: dict[str, Any], ex: Explorer, method: str) -> None:
     """The CAM and Grad-CAM tabs: photo-vs-overlay slider with its legend, and the raw signed map."""
-    gr.Markdown(prose(f"{method}_tab"))
-    put(c, f"{method}_note")
-    with gr.Row():
-        with gr.Column(scale=3, min_width=260):
-            put(c, f"{method}_slider", f"{method}_legend")
-        put(c, f"{method}_heatmap")
+    gr.Markdown(prose(f"{method}_tab"), elem_classes="tab-intro")
+    put(c, f"{method}_note", f"{method}_slider", f"{method}_legend", f"{method}_heatmap")
 
 
 def inside_tab(c: dict[str, Any], ex: Explorer) -> None:
-    gr.Markdown(prose("inside_tab"))
+    gr.Markdown(prose("inside_tab"), elem_classes="tab-intro")
     with gr.Row():
         shown = [("Top N", "top"), ("Bottom N (against the class)", "bottom"), ("All", "all")]
         c["show"] = gr.Radio(shown, value="top", label="Channels", elem_id="channels-show")
@@ -361,15 +344,17 @@ def compare_tab(c: dict[str, Any], ex: Explorer) -> None:
 
 
 def classes_tab(c: dict[str, Any], ex: Explorer) -> None:
-    gr.Markdown(prose("all_classes_tab"))
+    gr.Markdown(prose("all_classes_tab"), elem_classes="tab-intro")
     c["shared"] = gr.Checkbox(label="One colour scale for all four classes", elem_id="shared-scale")
-    with gr.Row(elem_id="all-classes"):
-        for i, n in enumerate(ex.class_names):
-            c[f"class_{i}"] = gr.Image(label=n, format="jpeg", elem_id=f"class-{n}", min_width=160, **OUT)
+    with gr.Column(elem_id="all-classes"):
+        for row in range(0, len(ex.class_names), 2):  # two by two, at every width
+            with gr.Row():
+                for i, n in list(enumerate(ex.class_names))[row : row + 2]:
+                    c[f"class_{i}"] = gr.Image(label=n, format="jpeg", elem_id=f"class-{n}", min_width=120, **OUT)
 
 
 def methods_tab(c: dict[str, Any], ex: Explorer) -> None:
-    gr.Markdown(prose("methods_tab", gap_layer=GAP_LAYER, channels="16, 32 or 64 passes"))
+    gr.Markdown(prose("methods_tab", gap_layer=GAP_LAYER, channels="16, 32 or 64 passes"), elem_classes="tab-intro")
     put(c, "methods_gallery")
     c["scorecam"] = gr.Button("Compute Score-CAM", elem_id="compute-scorecam", size="sm")
     put(c, "methods_md", "methods_matrix")
@@ -377,7 +362,7 @@ def methods_tab(c: dict[str, Any], ex: Explorer) -> None:
 
 
 def trust_tab(c: dict[str, Any], ex: Explorer) -> None:
-    gr.Markdown(prose("trust_tab"))
+    gr.Markdown(prose("trust_tab"), elem_classes="tab-intro")
     with gr.Accordion("1. Sanity check: randomise the model, layer by layer", elem_id="trust-sanity"):
         cheap = [(display_name(m), m) for m, spec in METHODS.items() if not spec.needs_model]
         c["sanity_methods"] = gr.CheckboxGroup(cheap, value=["cam", "gradcam"], label="Methods")
@@ -549,9 +534,21 @@ def build_demo(ex: Explorer) -> gr.Blocks:
             link = event.success(on_link, base, c["link"], **QUICK)
             link.then(None, c["link"], None, js=links.POST_TO_PARENT_JS, **QUICK)  # a Space's address bar too
 
-        explain_in, explain = [*base, c["shared"]], keep_on_error(image_out, on_explain)
-        follow(c["explain"].click(explain, explain_in, image_out, **MODEL))
-        follow(c["image"].upload(explain, explain_in, image_out, **MODEL))
+        def on_image(request: gr.Request, *args: Any) -> dict[Any, Any]:
+            """A refused upload keeps the last good result and photo on screen, and says why in a toast."""
+            reader = who(request)
+            try:
+                out = on_explain(request, *args)
+            except gr.Error as exc:
+                gr.Warning(str(exc.message), duration=10)
+                last = ex.store.get(reader.session, "last-image")
+                return skip(image_out) | ({c["image"]: last} if last else {})
+            ex.store.put(reader.session, reader.client, "last-image", args[0])
+            return out
+
+        explain_in = [*base, c["shared"]]
+        follow(c["explain"].click(on_image, explain_in, [*image_out, c["image"]], **MODEL))
+        follow(c["image"].upload(on_image, explain_in, [*image_out, c["image"]], **MODEL))
         for control in (c["target"], c["layer"], c["colormap"], c["shared"], c["opacity"]):
             follow(control.input(keep_on_error(main_out, on_settings), explain_in, main_out, **LAST, **MODEL))
         c["image"].clear(on_clear, None, [*main_out, *methods_out, *faith_out, *channels_out, c["link"]], **QUICK)
@@ -570,9 +567,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
         c["faith_methods"].change(faith_view, faith_in, faith_out, show_progress="hidden", **QUICK)
         sanity_out, hide_out, pot_out = outs(SanityTab), outs(HideTab), outs(PotTab)
         c["sanity"].click(tab_event(ex.sanity_tab, sanity_out), [*base, c["sanity_methods"]], sanity_out, **MODEL)
-        c["trust_editor"].change(
-            tab_event(ex.hide_tab, hide_out), [*base, c["trust_editor"]], hide_out, **LAST, **MODEL
-        )
+        c["trust_editor"].input(tab_event(ex.hide_tab, hide_out), [*base, c["trust_editor"]], hide_out, **LAST, **MODEL)
         c["pot_run"].click(tab_event(ex.pot_tab, pot_out), [*base, c["pot"]], pot_out, **MODEL)
 
         if len(ex.examples):
@@ -588,7 +583,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
             query = dict(request.query_params)
             state, notes = links.parse(query, ex.examples.stems, names, LAYERS, list(render.COLORMAPS), links.TAB_IDS)
             example = ex.examples.by_stem(state.example or "") or ex.examples.default
-            out: dict[Any, Any] = {c["url_note"]: " ".join(notes), c["tab"]: state.tab}
+            out: dict[Any, Any] = {c["url_note"]: "\n\n".join(notes), c["tab"]: state.tab}
             if example is None:
                 return out
             path, s = str(example.path), Settings(state.target, state.layer, state.opacity, state.colormap)

@@ -115,8 +115,15 @@ PAGE_JS = r"""
       });
       return true;
     },
-    first(sel) {  // ms from navigation start until the images under `sel` are shown
-      return watch(() => imagesShown(sel, ['\u0000never']));
+    async first(sel) {  // ms from navigation start until the images under `sel` are shown, with splits
+      let tsrc = null;
+      const t1 = await watch(async () => {
+        if (tsrc === null && srcsOf(sel).some(s => s)) tsrc = performance.now();
+        return imagesShown(sel, ['\u0000never']);
+      });
+      const res = performance.getEntriesByType('resource');
+      return {t1, tsrc, resources: res.length, kb: res.reduce((n, r) => n + (r.transferSize || 0), 0) / 1024,
+              scripts: res.filter(r => r.initiatorType === 'script' || r.name.endsWith('.js')).length};
     },
     echoDep() {  // the echo event in the page's config, when its controls are not rendered
       const cfg = window.gradio_config || {};
@@ -284,12 +291,16 @@ def has(page: Any, selector: str) -> bool:
     return bool(page.evaluate("sel => !!document.querySelector(sel)", selector))
 
 
-def first_load(b: Browser, url: str, selector: str) -> float:
-    """Milliseconds from navigation start (fresh context: empty cache) until ``selector``'s images show."""
+def first_load(b: Browser, url: str, selector: str, splits: list[dict[str, float]] | None = None) -> float:
+    """Milliseconds from navigation start (fresh context: empty cache) until ``selector``'s images show;
+    ``splits`` gets when the pictures' src arrived and what the page fetched (count, KB)."""
     ctx = b.context(f"\nwindow.__benchFirst = window.__bench.first({json.dumps(selector)});")
     try:
         page = ctx.new_page()
         page.goto(url, wait_until="commit")
-        return float(page.evaluate("() => window.__benchFirst"))
+        res = page.evaluate("() => window.__benchFirst")
+        if splits is not None:
+            splits.append({k: float(v) for k, v in res.items() if v is not None and k != "t1"})
+        return float(res["t1"])
     finally:
         ctx.close()

@@ -217,8 +217,13 @@ def rows_browser(s: Settings, wanted: set[str], files: dict[str, Path]) -> list[
 def row_p12(s: Settings, b: Browser, app_url: str) -> Row:
     with Server(ECHO_APP, s.workdir) as echo:
         echo.wait_ready()
+        sa: list[dict[str, float]] = []
+        se: list[dict[str, float]] = []
         a, e = interleaved_measured(
-            [lambda: first_load(b, app_url, "#cam-slider"), lambda: first_load(b, echo.url, "#echo-slider")],
+            [
+                lambda: first_load(b, app_url, "#cam-slider", sa),
+                lambda: first_load(b, echo.url, "#echo-slider", se),
+            ],
             s.page_loads,
             1,
         )
@@ -231,7 +236,14 @@ def row_p12(s: Settings, b: Browser, app_url: str) -> Row:
         "<=",
         TARGETS["P12"],
     ).finish(median(a), median(e), len(a))
-    row.extra = {"a_ms": a, "b_ms": e}
+    row.extra = {"a_ms": a, "b_ms": e, "a_splits": sa, "b_splits": se}
+    for name, got in (("app", sa), ("echo", se)):
+        if got:
+            mid = {k: median([g[k] for g in got if k in g]) for k in got[-1]}
+            row.notes.append(
+                f"{name}: pictures' src set at {mid.get('tsrc', float('nan')):.0f} ms; "
+                f"{mid['resources']:.0f} resources ({mid['scripts']:.0f} scripts), {mid['kb']:.0f} KB transferred"
+            )
     return row
 
 

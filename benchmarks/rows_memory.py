@@ -40,6 +40,7 @@ TITLES = {
 
 
 def session_photo(workdir: Path, k: int) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
     base = workdir / "photo_1600x1200.jpg"
     if not base.exists():
         Image.fromarray(photo_like(1600, 1200, seed=5)).save(base, quality=90)

@@ -20,7 +20,7 @@ from cam.network import GAP_LAYER, receptive_box, receptive_field
 from explorer.maps import Settings, paint
 
 Show = Literal["top", "bottom", "all"]
-TILE = 128  # px per feature-map tile: 64 of them stay small enough for a phone
+TILE = 160  # px per feature-map tile: 64 of them stay small enough for a phone
 PIXEL_VIEW = 512  # the clickable photo is the model input drawn at 2x, so a tap hits the pixel meant
 
 
@@ -55,14 +55,16 @@ def channel_caption(d: ChannelDecomposition, c: int, k: int) -> str:
 
 
 def channel_tiles(d: ChannelDecomposition, c: int, show: Show, n: int) -> list[ChannelTile]:
-    """Each shown feature map A^k in grey, scaled on its own (0 black, its maximum white: A^k >= 0
-    after the ReLU), with its numbers written above it."""
+    """Each shown feature map A^k in grey (A^k >= 0 after the ReLU), 0 black and its 99th percentile
+    white (the maps are sparse: scaled to their maximum most would look black), numbers above it."""
     tiles = []
     for k in shown_channels(d, c, show, n):
-        grey = (render.scale_map(d.activations[k], relu=False) * 255).astype(np.uint8)
+        a = d.activations[k]
+        top = float(np.percentile(a, 99)) or float(a.max()) or 1.0
+        grey = (np.clip(a / top, 0, 1) * 255).astype(np.uint8)
         img = np.asarray(Image.fromarray(grey).convert("RGB").resize((TILE, TILE), Image.Resampling.BILINEAR))
         caption = channel_caption(d, c, k)
-        tiles.append(ChannelTile(k, render.titled(img, caption, font_size=15, min_lines=3), caption))
+        tiles.append(ChannelTile(k, render.titled(img, caption, font_size=17, min_lines=3), caption))
     return tiles
 
 

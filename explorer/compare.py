@@ -70,7 +70,9 @@ def compare_figure(r: Explanation, layer: str, colormap: str) -> np.ndarray:
         [
             render.titled(panel(gc01, "gradcam"), f"Grad-CAM ({layer}), ReLU + scaled", font_size=size),
             render.titled(
-                render.colorize(diff, colormap), f"|difference|, max {float(diff.max()):.1e}", font_size=size
+                render.colorize(diff, colormap),
+                f"|difference| (black = identical), max {float(diff.max()):.1e}",
+                font_size=size,
             ),
         ]
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cam import METHODS, CamError, CamModel, Explanation, LoadedImage, explain, load_image
+from cam import METHODS, CamError, CamModel, Explanation, LoadedImage, explain, load_image, render
 from cam.channels import ChannelDecomposition, decompose
 from cam.compare import compare_cam_gradcam, method_equivalences
 from cam.faithfulness import DEFAULT_STEPS, RANDOM, ImageFaithfulness, evaluate_maps
@@ -34,6 +34,7 @@ from explorer.examples import Examples, file_sha256
 from explorer.maps import PREDICTED, Settings
 from explorer.outputs import OutputFiles
 from explorer.session import CHEAP, EXPENSIVE, SessionStore
+from explorer.views import ChannelsTab, FaithTab, HideTab, MainView, MethodsTab, PotTab, SanityTab
 
 T = TypeVar("T")
 LAYERS: tuple[str, ...] = tuple(LAYER_ALIASES)  # conv1, conv2, conv3
@@ -59,78 +60,6 @@ class SettingsError(CamError, ValueError):
 class Who:
     session: str  # Gradio's session hash
     client: str  # the reader's address: each client gets a share of the session budget
-
-
-@dataclass(frozen=True)
-class MainView:
-    """The heading, the prediction and the CAM, Grad-CAM, Compare and All-classes tabs."""
-
-    heading: str
-    caveat: str
-    prediction: dict[str, float]
-    cam_slider: tuple[str, str]  # (photo, overlay) files
-    cam_legend: str
-    cam_heatmap: str
-    cam_note: str
-    gradcam_slider: tuple[str, str]
-    gradcam_legend: str
-    gradcam_heatmap: str
-    gradcam_note: str
-    compare_image: str
-    compare_md: str
-    compare_png: str
-    cam_npy: str
-    gradcam_npy: str
-    class_tiles: tuple[tuple[str, str], ...]  # (file, caption) per class, in class order
-    photo: str  # the photo at display size (<= 1024 px), e.g. for the hide-and-see editor
-    example: str | None  # the example's stem, when the image is one (for lesson links)
-
-
-@dataclass(frozen=True)
-class MethodsTab:
-    methods_gallery: list[tuple[str, str]] | None  # (file, caption)
-    methods_matrix: str
-    methods_md: str
-
-
-@dataclass(frozen=True)
-class FaithTab:
-    faith_deletion: Any  # pandas DataFrame for a line plot, or None
-    faith_insertion: Any
-    faith_table: str
-    faith_note: str
-
-
-@dataclass(frozen=True)
-class ChannelsTab:
-    channels_grid: list[tuple[str, str]]  # (file, caption) per shown channel
-    channels_sum_image: str
-    channels_sum_numbers: str
-    channels_proof_plot: Any  # DataFrame for a scatter plot
-    channels_proof_md: str
-    channels_pixel_image: str
-    channels_pixel_plot: Any  # DataFrame for a bar plot, or None before a click
-    channels_pixel_md: str
-
-
-@dataclass(frozen=True)
-class SanityTab:
-    trust_sanity_plot: Any  # DataFrame for a line plot
-    trust_sanity_image: str
-    trust_sanity_md: str
-    trust_other_image: str
-
-
-@dataclass(frozen=True)
-class HideTab:
-    trust_hidden_image: str | None
-    trust_hide_md: str
-
-
-@dataclass(frozen=True)
-class PotTab:
-    trust_pot_image: str | None
-    trust_pot_md: str
 
 
 class Explorer:
@@ -347,7 +276,8 @@ class Explorer:
         eq = method_equivalences(r, [m for m in METHODS if m in r.class_maps])
         files = self.files()
         gallery = [
-            (files.jpeg(img, f"method_{i}"), caption)
+            # titles drawn into the tiles: the gallery's own caption chips cut them to a dozen characters
+            (files.jpeg(render.titled(img, caption, font_size=max(16, img.shape[1] // 14)), f"method_{i}"), caption)
             for i, (img, caption) in enumerate(methods_view.method_tiles(r, s.layer, s))
         ]
         return MethodsTab(

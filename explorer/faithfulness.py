@@ -34,9 +34,9 @@ def faithfulness_table(f: ImageFaithfulness, names: list[str], layer: str, class
     ins = {m: f.scores[m].insertion.auc for m in names}
     drop = {m: f.average_drop(m) for m in names}
 
-    def fmt(v: float, best: float, spec: str) -> str:
-        s = format(v, spec)
-        return f"**{s}**" if methods and v == best else s
+    def fmt(m: str, v: float, best: float, spec: str) -> str:
+        s = format(v, spec)  # bold every method's cell that shows the best value: ties as the reader sees them
+        return f"**{s}**" if m != RANDOM and methods and s == format(best, spec) else s
 
     best_del = min(dele[m] for m in methods) if methods else np.nan
     best_ins = max(ins[m] for m in methods) if methods else np.nan
@@ -48,8 +48,8 @@ def faithfulness_table(f: ImageFaithfulness, names: list[str], layer: str, class
     ]
     for m in names:
         lines.append(
-            f"| {label(m, layer)} | {fmt(dele[m], best_del, '.3f')} | {fmt(ins[m], best_ins, '.3f')} "
-            f"| {fmt(drop[m], best_drop, '.1f')} | {'yes' if f.increased(m) else 'no'} "
+            f"| {label(m, layer)} | {fmt(m, dele[m], best_del, '.3f')} | {fmt(m, ins[m], best_ins, '.3f')} "
+            f"| {fmt(m, drop[m], best_drop, '.1f')} | {'yes' if f.increased(m) else 'no'} "
             f"| {f.scores[m].explanation_probability:.3f} |"
         )
     beat = [m for m in methods if dele[m] < dele[RANDOM] and ins[m] > ins[RANDOM]]

@@ -24,12 +24,13 @@ class Settings:
     shared_scale: bool = False  # All classes: one colour scale for the four maps
 
 
-DESATURATE = 0.4  # grey the photo a little, so the colours on it are the map's (the plants are green)
+DESATURATE = 0.5  # grey the photo half-way, so the colours on it are the map's (the plants are green)
+GAMMA = 0.35  # opacity = alpha x value^gamma: these maps are thin speckles, so weak evidence must still show
 
 
 def paint(photo: Image.Image | np.ndarray, m01: np.ndarray, s: Settings) -> np.ndarray:
     """The page's one overlay style: opacity follows the map's value, on a slightly greyed photo."""
-    return render.overlay(photo, m01, alpha=s.opacity, colormap=s.colormap, desaturate=DESATURATE)
+    return render.overlay(photo, m01, alpha=s.opacity, colormap=s.colormap, desaturate=DESATURATE, gamma=GAMMA)
 
 
 def percent(p: float) -> str:
@@ -77,7 +78,8 @@ def overlay_or_note(r: Explanation, method: str, s: Settings) -> tuple[np.ndarra
 def raw_map_figure(r: Explanation, method: str, layer: str) -> np.ndarray:
     """The raw map before ReLU on a diverging scale centred on zero, with its colour bar, titled."""
     title = f"Raw {method_label(method, layer)} for {r.target}, before ReLU"
-    return render.pad(render.titled(render.raw_heatmap(r.maps[method]), title, font_size=15), 6)
+    figure = render.raw_heatmap(r.maps[method], size=384, positive=f"for {r.target}", negative="against")
+    return render.pad(render.titled(figure, title, font_size=18), 6)
 
 
 def legend_html(colormap: str) -> str:

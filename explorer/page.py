@@ -22,7 +22,7 @@ def _map_tab(method: str, name: str) -> dict[str, tuple[str, dict[str, Any]]]:
         f"{method}_note": ("markdown", {"elem_id": f"{method}-note"}),
         f"{method}_slider": ("image_slider", {"label": f"Photo ↔ {name} overlay", "format": "jpeg"}),
         f"{method}_legend": ("html", {"elem_id": f"{method}-legend"}),
-        f"{method}_heatmap": ("image", {"format": "png", "min_width": 260, "scale": 2, **QUIET}),
+        f"{method}_heatmap": ("image", {"format": "png", **QUIET}),
     }
 
 
@@ -30,11 +30,11 @@ COMPONENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "url_note": ("markdown", {}),
     "heading": ("markdown", {"elem_id": "explained-class"}),
     "caveat": ("markdown", {}),
-    "prediction": ("label", {"label": "Class probabilities", "num_top_classes": 4}),
+    "prediction": ("label", {"label": "Class probabilities", "show_label": False, "num_top_classes": 4}),
     **_map_tab("cam", "CAM"),
     **_map_tab("gradcam", "Grad-CAM"),
     # Inside the CAM
-    "channels_grid": ("gallery", {"columns": 6, **GRID}),
+    "channels_grid": ("gallery", {"columns": 4, **GRID}),
     "channels_sum_image": ("image", {"min_width": 200, "elem_id": "channels-sum-image", **QUIET}),
     "channels_sum_numbers": ("markdown", {}),
     "channels_proof_plot": (
@@ -56,16 +56,16 @@ COMPONENTS: dict[str, tuple[str, dict[str, Any]]] = {
             "x": "channel",
             "y": "term",
             "sort": "-y",
-            "x_label_angle": -90,
+            "x_axis_labels_visible": False,
             "label": "The pixel's channel terms, largest first",
         },
     ),
     # Compare
     "compare_image": ("image", {"format": "png", **QUIET}),
     "compare_md": ("markdown", {"elem_id": "compare-numbers"}),
-    "compare_png": ("download", {"value": "Comparison (PNG)", "elem_id": "download-compare", "size": "sm"}),
-    "cam_npy": ("download", {"value": "Raw CAM (.npy)", "elem_id": "download-cam", "size": "sm"}),
-    "gradcam_npy": ("download", {"value": "Raw Grad-CAM (.npy)", "elem_id": "download-gradcam", "size": "sm"}),
+    "compare_png": ("download", {"label": "Comparison (PNG)", "elem_id": "download-compare", "size": "sm"}),
+    "cam_npy": ("download", {"label": "Raw CAM (.npy)", "elem_id": "download-cam", "size": "sm"}),
+    "gradcam_npy": ("download", {"label": "Raw Grad-CAM (.npy)", "elem_id": "download-gradcam", "size": "sm"}),
     # Methods
     "methods_gallery": ("gallery", {"columns": 4, "format": "jpeg", **GRID}),
     "methods_md": ("markdown", {"elem_id": "methods-statement"}),

@@ -82,7 +82,7 @@ def sanity_markdown(res: SanityResult) -> str:
     ]
     for m in res.methods:
         v = res.verdict(m)
-        mark = "✅" if v.passed else ("❔" if v.passed is None else "❌")
+        mark = "✓" if v.passed else ("?" if v.passed is None else "✗")
         lines.append(f"- {mark} {v.sentence.replace(m, display_name(m), 1)}")
     other = ", ".join(
         f"{display_name(m)} Spearman {res.other_spearman[m]:.2f}"

@@ -89,6 +89,15 @@ def handler(demo: gr.Blocks, name: str) -> Any:
     raise LookupError(name)
 
 
+def triggered(demo: gr.Blocks, elem_id: str | None, event: str) -> Any:
+    """The event ``demo`` runs first when the component ``elem_id`` (None: the page) fires ``event``."""
+    block = demo if elem_id is None else by_id(demo, elem_id)
+    for fn in demo.fns.values():
+        if (block._id, event) in [tuple(t) for t in fn.targets] and fn.fn is not None:
+            return fn
+    raise LookupError(f"{elem_id}.{event}")
+
+
 def by_id(demo: gr.Blocks, elem_id: str) -> Any:
     return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
 
@@ -125,8 +134,8 @@ def test_every_queued_event_is_in_the_model_s_concurrency_group(demo: gr.Blocks)
     queued = [fn for fn in demo.fns.values() if fn.fn is not None and fn.queue is not False]
     assert len(queued) > 10
     assert {fn.concurrency_id for fn in queued} == {app.CONCURRENCY_ID}, "two groups would run the model at once"
-    for name in ("on_explain", "on_settings", "on_load", "explain", "channels"):
-        assert handler(demo, name).concurrency_id == app.CONCURRENCY_ID
+    for elem_id, event in (("explain", "click"), ("input-image", "upload"), ("target", "input"), (None, "load")):
+        assert triggered(demo, elem_id, event).concurrency_id == app.CONCURRENCY_ID
 
 
 @pytest.fixture
@@ -170,9 +179,10 @@ def test_events_off_the_queue_never_run_the_network(cold: tuple[Explorer, gr.Blo
 
 def test_explain_fills_every_output_with_the_view(demo: gr.Blocks, explorer: Explorer,
                                                   photos: dict[str, Path]) -> None:  # fmt: skip
-    fn = handler(demo, "on_explain")
+    fn = triggered(demo, "explain", "click")
     out = fn.fn(request(), str(photos["blue"]), "greg", "conv2", 0.4, "jet", "cam", False)
-    assert set(map(id, out)) == set(map(id, fn.outputs)), "every declared output gets a value"
+    image = by_id(demo, "input-image")  # an output only to put the last good photo back after a refusal
+    assert set(map(id, out)) == {id(o) for o in fn.outputs if o is not image}, "every output gets a value"
     view = explorer.main_view(Who("s-app", "127.0.0.1"), str(photos["blue"]), Settings("greg", "conv2", 0.4, "jet"))
     shown = {getattr(k, "elem_id", None): value(v) for k, v in out.items()}
     assert shown["explained-class"] == view.heading and shown["compare-numbers"] == view.compare_md
@@ -186,24 +196,35 @@ def test_explain_fills_every_output_with_the_view(demo: gr.Blocks, explorer: Exp
 
 
 def test_settings_without_an_image_change_nothing(demo: gr.Blocks) -> None:
-    fn = handler(demo, "on_settings")
+    fn = triggered(demo, "target", "input")
     out = fn.fn(request(), None, "baya", "conv3", *DISPLAY, "cam", False)
     assert set(map(id, out)) == set(map(id, fn.outputs)) and all(v == gr.skip() for v in out.values())
 
 
-def test_a_refused_photo_keeps_the_last_result_and_says_why(demo: gr.Blocks, tmp_path: Path) -> None:
-    """Issue 12.7: a refusal is a message (a toast), not "Error" pills over the last good result."""
-    fn = handler(demo, "on_explain")
+def test_a_refused_photo_keeps_the_last_result_and_says_why(
+    demo: gr.Blocks, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 12.7: a refusal is a message (a toast), not "Error" pills over the last good result;
+    the photo shown goes back to the last one explained."""
+    fn = triggered(demo, "explain", "click")
+    image = by_id(demo, "input-image")
     notes = tmp_path / "notes.png"
     notes.write_text("these are my notes, not a photo")
-    for image, message in ((None, "Upload a photo of a pot plant first"), (str(notes), "not an image")):
-        with pytest.warns(UserWarning, match=message):  # gr.Warning, outside a running server
-            out = fn.fn(request(), image, "baya", "conv3", *DISPLAY, "cam", False)
-        assert set(map(id, out)) <= set(map(id, fn.outputs)) and all(v == gr.skip() for v in out.values())
+    reader = request(session=f"refusals-{tmp_path.name}")
+    with pytest.warns(UserWarning, match="Upload a photo of a pot plant first"):  # gr.Warning, off a server
+        out = fn.fn(reader, None, "baya", "conv3", *DISPLAY, "cam", False)
+    assert all(v == gr.skip() for v in out.values()), "nothing explained yet: nothing changes"
+    good = fn.fn(reader, str(photos["olive"]), "baya", "conv3", *DISPLAY, "cam", False)
+    assert value(good[by_id(demo, "explained-class")]).startswith("### Explaining **baya**")
+    with pytest.warns(UserWarning, match="not an image"):
+        out = fn.fn(reader, str(notes), "baya", "conv3", *DISPLAY, "cam", False)
+    assert set(map(id, out)) <= set(map(id, fn.outputs))
+    assert all(v == gr.skip() for k, v in out.items() if k is not image), "the last result stays"
+    assert out.get(image, gr.skip()) in (gr.skip(), str(photos["olive"])), "and its photo"
 
 
 def test_clear_empties_every_output(demo: gr.Blocks) -> None:
-    fn = handler(demo, "on_clear")
+    fn = triggered(demo, "input-image", "clear")
     out = fn.fn()
     assert set(map(id, out)) == set(map(id, fn.outputs))
     assert out[by_id(demo, "link-to-view")] == ""
@@ -211,7 +232,7 @@ def test_clear_empties_every_output(demo: gr.Blocks) -> None:
 
 
 def test_a_lesson_link_opens_its_view(demo: gr.Blocks, explorer: Explorer) -> None:
-    fn = handler(demo, "on_load")
+    fn = triggered(demo, None, "load")
     query = {"example": "greg_2", "class": "baya", "layer": "conv2", "tab": "compare", "cmap": "jet", "opacity": "x"}
     out = fn.fn(request(query_params=query))
     shown = {getattr(k, "elem_id", None): value(v) for k, v in out.items()}

@@ -43,7 +43,9 @@ def test_the_api_page_lists_the_public_endpoints(client: Client) -> None:
     assert info["unnamed_endpoints"] == {}, "no page event is callable as an API"
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize(
+    "method", [pytest.param(m, marks=pytest.mark.slow) if METHODS[m].needs_model else m for m in METHODS]
+)
 def test_explain_answers_every_method_with_the_true_map(
     client: Client, fixture_model: CamModel, photos: dict[str, Path], refs: References, method: str
 ) -> None:

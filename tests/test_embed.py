@@ -105,6 +105,13 @@ def wait_heading(scope: Any, prefix: str = "") -> str:
     return scope.locator(f"{prefix}#explained-class").first.inner_text()
 
 
+def explained(heading: str) -> str:
+    """The class a heading names."""
+    m = HEADING.search(heading)
+    assert m, heading
+    return m.group(1)
+
+
 def wait_images(scope: Any, selector: str, n: int = 1) -> None:
     scope.wait_for_function(
         "([sel, n]) => { const i = [...document.querySelectorAll(sel + ' img')];"
@@ -146,7 +153,7 @@ def test_web_component_in_a_760px_column(browser: Any, served: Served, course: C
     # A lesson link: the web component reads the query of the page it sits in (gradio's client sends
     # window.location.search), so the course page's own URL carries it.
     page.goto(url + "?example=greg_1&class=baya&tab=compare")
-    assert HEADING.search(wait_heading(page, "gradio-app ")).group(1) == "baya"
+    assert explained(wait_heading(page, "gradio-app ")) == "baya"
     assert page.locator("gradio-app [role=tab][aria-selected=true]").first.inner_text().strip() == "Compare"
     assert not page.errors, page.errors
     page.context.close()
@@ -161,7 +168,7 @@ def test_web_component_src_query_is_not_a_lesson_link(browser: Any, served: Serv
     )
     page = new_page(browser, (1280, 900))
     page.goto(url)
-    cls = HEADING.search(wait_heading(page, "gradio-app ")).group(1)
+    cls = explained(wait_heading(page, "gradio-app "))
     if cls == "baya":
         pytest.fail("gradio now passes the src query to the app: update the README's lesson-link note")
     page.context.close()
@@ -260,7 +267,7 @@ def test_iframe_lesson_link(browser: Any, served: Served, course: Course) -> Non
         iframe_page(course, served, "/iframe-lesson.html", "&example=greg_1&class=baya&layer=conv2&tab=compare", 800)
     )
     frame = frame_of(page)
-    assert HEADING.search(wait_heading(frame)).group(1) == "baya"
+    assert explained(wait_heading(frame)) == "baya"
     assert frame.eval_on_selector("#layer", "el => el.querySelector('input:checked')?.value") == "conv2"
     assert frame.locator("[role=tab][aria-selected=true]").first.inner_text().strip() == "Compare"
     assert not frame.locator("#url-note").inner_text().strip(), "embed=1 must not be reported as a bad value"
