@@ -219,6 +219,11 @@ class MaskEditor(gr.ImageEditor):
             raise gr.Error(str(exc)[:400], print_exception=False) from None
 
 
+# Gradio 6.31 writes a type stub (app.pyi) beside any module that subclasses a component; type checkers
+# then read that stale stub instead of this file. Remove it.
+Path(__file__).with_suffix(".pyi").unlink(missing_ok=True)
+
+
 def trusted(component: Any, ex: Explorer) -> Any:
     component.roots = ex.allowed_roots
     return component
