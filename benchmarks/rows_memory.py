@@ -16,6 +16,7 @@ over the RSS just before is recorded. A = the worst growth, B = the 300 MB budge
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,12 @@ def row_sessions(s: Settings, env: dict[str, str]) -> Row:
                 errors.extend(sess.errors)
                 if done[0] % max(1, n // 10) == 0 or done[0] == n:
                     trajectory.append((done[0], app.rss_mb()))
+                    print(
+                        f"[benchmarks] P9: {done[0]}/{n} sessions, RSS {trajectory[-1][1]:.0f} MB, "
+                        f"{time.perf_counter() - t0:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
         t0 = time.perf_counter()
         with PeakSampler(app) as sampler, ThreadPoolExecutor(WORKERS) as pool:
