@@ -228,6 +228,7 @@ def table(rows: list[Row]) -> str:
             lines.append(
                 f"{r.id:<18} {'':>9} {'':>9} {'':<6} {'':>6} {'':>6} {target:>9} {r.verdict:<5} {r.title}: {r.skipped}"
             )
+            lines.extend(f"{'':<18} {note}" for note in r.notes)
             continue
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
         cpu = f"{r.ratio_cpu:.2f}" if r.ratio_cpu is not None else ""

@@ -156,7 +156,7 @@ class UISession:
         try:
             out = self._queued(payload) if dep.get("queue", True) else self._direct(payload)
         except EventError as exc:
-            self.errors.append(str(exc)[:300])
+            self.errors.append(f"{dep.get('api_name')}: {str(exc)[:300]}")
             return False
         finally:
             self.seconds[str(dep.get("api_name"))] += time.perf_counter() - t0

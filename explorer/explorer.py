@@ -12,8 +12,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,14 +26,14 @@ from cam.network import GAP_LAYER, LAYER_ALIASES
 from cam.sanity import SanityResult, cascading_randomization
 from cam.synthetic import redraw_original, redraw_with_pot
 from explorer import channels as ch
-from explorer import classes, compare, maps, trust
+from explorer import classes, compare, links, maps, trust
 from explorer import faithfulness as faith
 from explorer import methods as methods_view
 from explorer.banner import caveat
-from explorer.examples import Examples, file_sha256
+from explorer.examples import ExamplePhoto, Examples, file_sha256
 from explorer.maps import PREDICTED, Settings
 from explorer.outputs import OutputFiles
-from explorer.session import CHEAP, EXPENSIVE, SessionStore
+from explorer.session import CHEAP, EXPENSIVE, SessionStore, Who
 from explorer.views import ChannelsTab, FaithTab, HideTab, MainView, MethodsTab, PotTab, SanityTab
 
 T = TypeVar("T")
@@ -54,12 +54,6 @@ class Cancelled(CamError):
 
 class SettingsError(CamError, ValueError):
     """A control's value is not one the page offers."""
-
-
-@dataclass(frozen=True)
-class Who:
-    session: str  # Gradio's session hash
-    client: str  # the reader's address: each client gets a share of the session budget
 
 
 class Explorer:
@@ -126,6 +120,12 @@ class Explorer:
 
     def image(self, who: Who, path: str) -> LoadedImage:
         return self._cached(who, ("image", self.image_key(path)), lambda: load_image(path))
+
+    def lesson(self, query: Mapping[str, str]) -> tuple[links.LinkState, list[str], ExamplePhoto | None]:
+        """A lesson link's view: its state, one note per ignored value, and its example (else the default)."""
+        names, cmaps = self.class_names, list(render.COLORMAPS)
+        state, notes = links.parse(query, self.examples.stems, names, LAYERS, cmaps, links.TAB_IDS)
+        return state, notes, self.examples.by_stem(state.example or "") or self.examples.default
 
     def example_of(self, path: str) -> str | None:
         """The example's stem when ``path`` holds an example photo (matched by content)."""

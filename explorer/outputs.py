@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,23 @@ class OutputFiles:
 
     def npy(self, a: np.ndarray, name: str) -> str:
         return self.write(npy_bytes(a), f"{name}.npy")
+
+
+def delete_old_files(temp_sets: Iterable[set[str]], keep: set[str], age: float | None, root: Path) -> None:
+    """Delete the files in ``temp_sets`` (the app's uploads and outputs) older than ``age`` seconds
+    (all of them when None), except ``keep``; drop them from their set, then the emptied folders
+    under ``root``. Each set is read from a snapshot: request threads add to it meanwhile."""
+    for temp_set in temp_sets:
+        removed = set()
+        for file in list(temp_set):
+            try:
+                if file not in keep and (age is None or time.time() - Path(file).lstat().st_ctime > age):
+                    os.remove(file)
+                    removed.add(file)
+            except FileNotFoundError:
+                removed.add(file)
+        temp_set -= removed
+    remove_empty_folders(root, min_age_s=0 if age is None else 60)
 
 
 UPLOAD_FOLDER = re.compile(r"[0-9a-f]{64}")  # Gradio's folder per uploaded file: <sha256>/<name>

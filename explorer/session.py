@@ -17,6 +17,7 @@ lock (two events of one session may compute the same item twice: harmless, one c
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -54,6 +55,22 @@ def nbytes(value: Any, _seen: set[int] | None = None) -> int:
     if is_dataclass(value) and not isinstance(value, type):
         return 64 + sum(nbytes(getattr(value, f.name), seen) for f in fields(value))
     return sys.getsizeof(value)
+
+
+@dataclass(frozen=True)
+class Who:
+    """Whose request: the session its items belong to, and the client its memory share is charged to."""
+
+    session: str  # Gradio's session hash
+    client: str  # the reader's address: each client gets a share of the session budget
+
+    @classmethod
+    def of(cls, request: Any) -> Who:
+        """From a Gradio request. Behind the Spaces proxy the client is the X-Forwarded-For hop the
+        proxy appended (the last; a client can forge the ones before it); elsewhere the peer address."""
+        forwarded = request.headers.get("x-forwarded-for", "") if os.environ.get("SYSTEM") == "spaces" else ""
+        client = forwarded.split(",")[-1].strip() or (request.client.host if request.client else "unknown")
+        return cls(session=request.session_hash or "no-session", client=client)
 
 
 @dataclass

@@ -27,6 +27,10 @@ UNTRUSTED_PATH_MESSAGE = (
     "This app only reads images it received as uploads. "
     "Upload the image (in Python: gradio_client.handle_file(path)) and try again."
 )
+IMAGE_NOT_A_FILE = (
+    'The image must be a file object ({"path": ...} from /gradio_api/upload), not a bare value. '
+    "In Python: gradio_client.handle_file(path)."
+)
 
 
 class UntrustedPathError(CamError, ValueError):
@@ -109,3 +113,10 @@ def decode_data_url(url: str, max_bytes: int) -> bytes:
             "limit. Send a smaller file."
         )
     return data
+
+
+def save_data_url(url: str, folder: Path, max_bytes: int) -> Path:
+    """`decode_data_url`'s bytes in a new file in ``folder`` (the upload folder), undecoded as an image."""
+    target = folder / f"cam-upload-{os.urandom(8).hex()}"
+    target.write_bytes(decode_data_url(url, max_bytes))
+    return target

@@ -241,7 +241,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(demo: gr.Blocks, **queue: Any) -> Iterator[str]:
-    """``demo`` queued and launched as app.py serves it (its LAUNCH_KWARGS), on 127.0.0.1 at a free
+    """``demo`` queued and launched as app.py serves it (its launch_kwargs()), on 127.0.0.1 at a free
     port; ``queue`` overrides the queue settings. Yields the URL; closes the server afterwards."""
     import app
 
@@ -254,7 +254,7 @@ def serve(demo: gr.Blocks, **queue: Any) -> Iterator[str]:
                 quiet=True,
                 server_name="127.0.0.1",
                 server_port=free_port(),
-                **app.LAUNCH_KWARGS,
+                **app.launch_kwargs(),
             )
             break
         except OSError:

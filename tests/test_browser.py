@@ -115,7 +115,7 @@ def serve() -> Served:
     demo = app.build_demo(ex)
     demo.queue(max_size=app.QUEUE_MAX_SIZE, default_concurrency_limit=app.CONCURRENCY_LIMIT, api_open=False)
     port = free_port()
-    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port, **app.LAUNCH_KWARGS)
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port, **app.launch_kwargs())
     atexit.register(demo.close)
     default = ex.examples.default
     assert default is not None, "examples/ holds no photos: the first load has nothing to explain"

@@ -1,7 +1,7 @@
 """A seeded, bounded mutation fuzz of cam.images.load_image: byte flips, truncations, header field
 edits, PNG chunk surgery and splices over valid PNG, JPEG, GIF, WebP, BMP and TIFF seeds. The only
 allowed outcomes are a LoadedImage and an ImageError; each case runs under a per-case alarm (a hang
-guard, not a timing assertion). A longer run: python scripts/fuzz_images.py --cases 100000."""
+guard, not a timing assertion). A longer run: python -m tests.hostile.fuzz --cases 100000."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def course_app(preloaded: Path) -> Iterator[str]:
     demo = app.build_demo(explorer)
     demo.queue(api_open=False)
     port = _free_port()
-    demo.launch(prevent_thread_lock=True, quiet=True, server_port=port, **app.LAUNCH_KWARGS)
+    demo.launch(prevent_thread_lock=True, quiet=True, server_port=port, **app.launch_kwargs())
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

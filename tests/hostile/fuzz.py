@@ -1,8 +1,8 @@
 """A longer mutation fuzz of the image loader than the test suite runs.
 
-    python scripts/fuzz_images.py --cases 100000 --seed 1 [--max-pixels 0] [--time-limit 10] [--save DIR]
+    python -m tests.hostile.fuzz --cases 100000 --seed 1 [--max-pixels 0] [--time-limit 10] [--save DIR]
 
-Mutates valid PNG, JPEG, GIF, WebP, BMP and TIFF seeds (tests/hostile/corpus.py: `mutate`, `run_fuzz`)
+Mutates valid PNG, JPEG, GIF, WebP, BMP and TIFF seeds (`mutate`, `run_fuzz` in tests/hostile/corpus.py)
 and loads each result with cam.images.load_image. Prints a summary; exits 1 if any case raised
 something other than ImageError or ran past --time-limit seconds, writing those inputs to --save.
 Single-threaded and in-process, so a crash in a decoder ends the run: rerun with the printed seed
@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 
 from tests.hostile.corpus import CaseTimeout, run_fuzz
 

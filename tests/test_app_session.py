@@ -1,0 +1,67 @@
+"""A reader's whole session over HTTP, event by event as the page sends them (`benchmarks.uisession`):
+arrive, upload a photo, then change the layer and open tabs.
+
+Gradio 6.31 rebuilt every output a handler left unchanged from its constructor arguments and kept the
+copy in the session. The photo input's copy lost the folders it may read from, so the reader's own
+upload was refused on every event after the first; and ~100 copies a session piled up in memory.
+app.py's `_postprocess_data` lets unchanged outputs pass by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+import app
+from benchmarks.uisession import PageEvents, UISession
+from cam import CamModel
+from tests.conftest import References, make_explorer_for, serve
+
+
+@pytest.fixture(scope="module")
+def served(fixture_model: CamModel) -> Iterator[tuple[str, gr.Blocks]]:
+    demo = app.build_demo(make_explorer_for(fixture_model, faithfulness_steps=4))
+    with serve(demo) as url:
+        yield url, demo
+
+
+def test_an_uploaded_photo_serves_every_later_event(
+    served: tuple[str, gr.Blocks], photos: dict[str, Path], refs: References, fixture_model: CamModel
+) -> None:
+    page = PageEvents(served[0])
+    s = UISession(page)
+    s.load()
+    assert s.upload_photo("input-image", photos["teal"]), s.errors
+    for layer in ("conv1", "conv3"):
+        s.set("layer", layer)
+        assert s.fire_elem("layer", "input"), s.errors
+    for tab in ("methods", "inside-the-cam", "compare", "cam"):
+        assert s.open_tab(tab), s.errors
+    assert s.errors == []
+    # The page shows the uploaded photo's probabilities (an independent float64 forward pass).
+    shown = s.values[page.elem("prediction")]
+    got = {c["label"]: c["confidence"] for c in shown["confidences"]}
+    want = dict(zip(fixture_model.class_names, refs["teal"].probabilities, strict=True))
+    assert got.keys() == want.keys()
+    assert max(abs(got[k] - want[k]) for k in got) < 1e-4
+
+
+def test_unchanged_outputs_are_not_copied_into_the_session(
+    served: tuple[str, gr.Blocks], photos: dict[str, Path]
+) -> None:
+    """Only outputs sent a real property update (the four class tiles' captions, the scatter plot's
+    axis title, the selected tab) may have a per-session copy."""
+    url, demo = served
+    page = PageEvents(url)
+    s = UISession(page)
+    s.load()
+    s.upload_photo("input-image", photos["blue"])
+    for tab in page.tabs:
+        s.open_tab(tab)
+    assert s.errors == []
+    state = demo.state_holder[s.session_hash]
+    copies = [type(b).__name__ for k, b in state.blocks_config.blocks.items() if b is not demo.blocks.get(k)]
+    assert len(copies) <= 6, copies
