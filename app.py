@@ -324,9 +324,12 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                 if new_image:
                     raise gr.Error("Upload a photo of a pot plant first (or pick an example).")
                 return {}
-            view = ex.main_view(Who.of(request), image, Settings(target, layer, opacity, cmap, shared))
-            editor: dict[Any, Any] = {c["trust_editor"]: {"background": view.photo, "layers": [], "composite": None}}
-            return values(view) | (editor if new_image else {})
+            reader = Who.of(request)
+            view = ex.main_view(reader, image, Settings(target, layer, opacity, cmap, shared))
+            if not new_image:
+                return values(view)
+            ex.store.put(reader.session, reader.client, "last-image", image)  # what a refused photo goes back to
+            return values(view) | {c["trust_editor"]: {"background": view.photo, "layers": [], "composite": None}}
 
         def on_image(request: gr.Request, *args: Any, new_image: bool = True) -> dict[Any, Any]:
             """A refused photo or setting leaves the last good result (and photo) on screen and says why in
@@ -338,8 +341,6 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                 gr.Warning(str(exc.message), duration=10)
                 last = ex.store.get(reader.session, "last-image") if new_image else None
                 return {c["image"]: last} if last else {}
-            if new_image:
-                ex.store.put(reader.session, reader.client, "last-image", args[0])
             return out
 
         def on_settings(request: gr.Request, *args: Any) -> dict[Any, Any]:
