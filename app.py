@@ -202,8 +202,8 @@ class ImageInput(gr.Image):
 
     is_template = True  # the front end renders it as the built-in Image component
     data_model = _ImagePayload
-    # The folders it may read from, set on each instance by `build`. A copy Gradio makes (it rebuilds
-    # a component from its constructor arguments on a prop update) has none and refuses every path.
+    # The folders it may read from, set by `build` on the instance and the class: on a prop update (an
+    # example clicked, say) Gradio rebuilds the component from its constructor arguments alone.
     roots: tuple[Path, ...] = ()
 
     @user_errors
@@ -271,8 +271,8 @@ def build(parts: tuple[page.Part, ...], c: dict[str, Any], ex: Explorer) -> dict
                 build(part.parts, c, ex)
         else:
             block = KINDS[part.kind](**part.kw)
-            if isinstance(block, ImageInput | MaskEditor):
-                block.roots = ex.allowed_roots
+            if isinstance(block, ImageInput | MaskEditor):  # the class too: Gradio rebuilds copies of it
+                block.roots = type(block).roots = ex.allowed_roots
         if part.name:
             c[part.name] = block
     return c

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+from gradio.data_classes import ImageData
 
 import app
 from benchmarks.uisession import PageEvents, UISession
@@ -65,3 +66,20 @@ def test_unchanged_outputs_are_not_copied_into_the_session(
     state = demo.state_holder[s.session_hash]
     copies = [type(b).__name__ for k, b in state.blocks_config.blocks.items() if b is not demo.blocks.get(k)]
     assert len(copies) <= 6, copies
+
+
+def test_a_copy_gradio_rebuilds_still_reads_uploads(served: tuple[str, gr.Blocks], photos: dict[str, Path]) -> None:
+    """A prop update (an example clicked in gr.Examples) makes Gradio rebuild the photo input from its
+    constructor arguments; the copy must read uploads as the original does, and nothing else."""
+    _, demo = served
+    original = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "input-image")
+    copy = type(original)(**original.constructor_args)
+    upload = Path(gr.utils.get_upload_folder()) / "rebuilt-copy-test.png"
+    upload.write_bytes(photos["olive"].read_bytes())
+    try:
+        payload = ImageData(path=str(upload), meta={"_type": "gradio.FileData"})
+        assert copy.preprocess(payload) == str(upload.resolve())
+        with pytest.raises(gr.Error, match="only reads images it received as uploads"):
+            copy.preprocess(ImageData(path=str(photos["olive"]), meta={"_type": "gradio.FileData"}))
+    finally:
+        upload.unlink()
