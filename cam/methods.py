@@ -145,8 +145,9 @@ def gradcam_pp(inputs: MethodInputs) -> torch.Tensor:
     """
     grads = _require_gradients(inputs, "gradcam++")  # (B, T, K, h, w)
     s = inputs.activations.sum(dim=(-2, -1))[:, None, :, None, None]  # (B, 1, K, 1, 1) S_k
-    g_pos = grads.clamp(min=0)  # (B, T, K, h, w) ReLU(g)
-    alpha = (g_pos / (2.0 + s * g_pos)).sum(dim=(-2, -1))  # (B, T, K)
+    g_pos = grads.clamp(min=0)  # (B, T, K, h, w) ReLU(g), a new tensor
+    den = torch.mul(g_pos, s).add_(2.0)  # 2 + S_k ReLU(g); in place: one (B, T, K, h, w) temporary, not two
+    alpha = g_pos.div_(den).sum(dim=(-2, -1))  # (B, T, K)
     return weighted_sum(alpha, inputs.activations)
 
 
@@ -191,7 +192,8 @@ def layercam(inputs: MethodInputs) -> torch.Tensor:
     At the GAP layer this is sum_k ReLU(w_k^c) A^k / (h w): CAM without its negative channels.
     """
     grads = _require_gradients(inputs, "layercam")  # (B, T, K, h, w)
-    return weighted_sum(grads.clamp(min=0), inputs.activations)
+    # weighted_sum's product, in place on the new ReLU(g) tensor: a (B, T, K, h, w) temporary fewer
+    return grads.clamp(min=0).mul_(inputs.activations.unsqueeze(1)).sum(dim=2)
 
 
 def _channel_masks(a: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
