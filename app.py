@@ -148,9 +148,10 @@ def _bounded_choices(cls: Any) -> None:
 async def _postprocess_data(self: gr.Blocks, block_fn: Any, predictions: Any, state: Any) -> list[Any]:
     """Gradio rebuilt every output left unchanged (gr.skip(), or missing from a returned dict) from its
     constructor arguments and kept the copy in the session state (~100 components a session, and CPU on
-    every event). Unchanged outputs now pass by; a handler returns ``{}`` to leave every output as is."""
+    every event). Unchanged outputs now pass by; a handler of several outputs returns ``{}`` to leave them
+    all as they are (for one output, ``{}`` stays a value: a JSON component's empty dict)."""
     outputs, preds = list(block_fn.outputs), predictions
-    if isinstance(preds, dict) and all(isinstance(k, gr.blocks.Block) for k in preds):
+    if isinstance(preds, dict) and (preds or len(outputs) > 1) and all(isinstance(k, gr.blocks.Block) for k in preds):
         by_id = {k._id: v for k, v in preds.items()}
         preds = [by_id.get(o._id, SKIP) for o in outputs]
     elif len(outputs) == 1:
