@@ -30,12 +30,11 @@ from gradio.data_classes import ImageData
 from gradio.exceptions import InvalidPathError
 
 from cam import CamError, load_model
-from explorer import guard, links, memory, page
+from explorer import guard, links, maps, memory, page, views
 from explorer.api import Api
 from explorer.explorer import Explorer, Settings, Who
 from explorer.outputs import delete_old_files
 from explorer.trusted import IMAGE_NOT_A_FILE, UNTRUSTED_PATH_MESSAGE, save_data_url, trusted_image_path
-from explorer.views import ChannelsTab, FaithTab, HideTab, MainView, MethodsTab, PotTab, SanityTab
 
 TITLE = "Pot Plant CAM Explorer"
 ROOT = Path(__file__).resolve().parent
@@ -253,25 +252,22 @@ def launch_kwargs() -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # The page: `explorer.page` describes it as data; each part becomes the component of its kind.
 
-CONTAINERS = {"row": gr.Row, "column": gr.Column, "tabs": gr.Tabs, "tab": gr.Tab, "accordion": gr.Accordion}
-KINDS: dict[str, Callable[..., Any]] = {
-    "markdown": gr.Markdown, "html": gr.HTML, "label": gr.Label, "image": gr.Image, "image_slider": gr.ImageSlider,
-    "gallery": gr.Gallery, "download": gr.DownloadButton, "line_plot": gr.LinePlot, "scatter_plot": gr.ScatterPlot,
-    "bar_plot": gr.BarPlot, "json": gr.JSON, "file": gr.File, "number": gr.Number, "dropdown": gr.Dropdown,
-    "radio": gr.Radio, "slider": gr.Slider, "button": gr.Button, "textbox": gr.Textbox, "checkbox": gr.Checkbox,
-    "checkbox_group": gr.CheckboxGroup, "state": gr.State,
-    "image_input": ImageInput, "mask_editor": lambda brush, **kw: MaskEditor(brush=gr.Brush(**brush), **kw),
+CONTAINERS = {"row", "column", "tabs", "tab", "accordion"}
+OURS: dict[str, Callable[..., Any]] = {
+    "image_input": ImageInput, "mask_editor": lambda brush, **kw: MaskEditor(brush=gr.Brush(**brush), **kw)
 }  # fmt: skip
 
 
 def build(parts: tuple[page.Part, ...], c: dict[str, Any], ex: Explorer) -> dict[str, Any]:
-    """Make ``parts`` inside the current Blocks context; named ones are registered in ``c``."""
+    """Make ``parts`` inside the current Blocks context; named ones are registered in ``c``. A kind is
+    one of `OURS`, else the name of a Gradio class in snake case (``image_slider``: gr.ImageSlider)."""
     for part in parts:
+        make = OURS.get(part.kind) or getattr(gr, "HTML" if part.kind == "html" else part.kind.title().replace("_", ""))
         if part.kind in CONTAINERS:
-            with CONTAINERS[part.kind](**part.kw) as block:
+            with make(**part.kw) as block:
                 build(part.parts, c, ex)
         else:
-            block = KINDS[part.kind](**part.kw)
+            block = make(**part.kw)
             if isinstance(block, ImageInput | MaskEditor):  # the class too: Gradio rebuilds copies of it
                 block.roots = type(block).roots = ex.allowed_roots
         if part.name:
@@ -291,19 +287,16 @@ def build_demo(ex: Explorer) -> gr.Blocks:
         def outs(view_model: type) -> list[Any]:
             """The components a view-model fills: its fields, by name (class tiles: one image each)."""
             named = [c[f.name] for f in fields(view_model) if f.name in c]
-            return named + [c[f"class_{i}"] for i in range(len(ex.class_names))] * (view_model is MainView)
+            return named + [c[f"class_{i}"] for i in range(len(ex.class_names))] * (view_model is views.MainView)
 
         def values(view: Any) -> dict[Any, Any]:
-            """A view-model's fields -> {component: value}; its pictures per class get their captions."""
+            """A view-model's fields -> {component: value}, and the properties `views.updates` changes too."""
             out = {c[f.name]: getattr(view, f.name) for f in fields(view) if f.name in c}
-            for i, (file, caption) in enumerate(getattr(view, "class_tiles", ())):
-                out[c[f"class_{i}"]] = gr.update(value=file, label=caption)
-            if (proof := getattr(view, "channels_proof_plot", None)) is not None:
-                out[c["channels_proof_plot"]] = gr.update(value=proof, x_title=proof.attrs["x_title"])
-            return out
+            return out | {c[name]: gr.update(**props) for name, props in views.updates(view).items()}
 
         base = [c[k] for k in ("image", "target", "layer", "opacity", "colormap", "tab")]
-        main_out, methods_out, faith_out, channels_out = map(outs, (MainView, MethodsTab, FaithTab, ChannelsTab))
+        main_out, methods_out = outs(views.MainView), outs(views.MethodsTab)
+        faith_out, channels_out = outs(views.FaithTab), outs(views.ChannelsTab)
         image_out = [*main_out, c["trust_editor"]]  # a new image also clears the hide-and-see painting
 
         def tab_event(view: Callable[..., Any], tab: str | None = None) -> Callable[..., Any]:
@@ -346,6 +339,12 @@ def build_demo(ex: Explorer) -> gr.Blocks:
 
         def on_settings(request: gr.Request, *args: Any) -> dict[Any, Any]:
             return on_image(request, *args, new_image=False)  # the painting stays
+
+        def on_look(request: gr.Request, *args: Any) -> dict[Any, Any]:
+            """Class, opacity or colour map: what the page redrew itself (`maps.left_to_page`) stays."""
+            out = on_settings(request, *args)
+            stay = {c[name] for name in maps.left_to_page(out.get(c["overlay_meta"]), args[1])}
+            return {k: v for k, v in out.items() if k not in stay}
 
         def with_progress(view: Callable[..., Any], what: str) -> Callable[..., Any]:
             """`view` with a progress bar; the Cancel button stops it between forward passes."""
@@ -395,15 +394,27 @@ def build_demo(ex: Explorer) -> gr.Blocks:
         explain_in = [*base, c["shared"]]
         follow(c["explain"].click(on_image, explain_in, [*image_out, c["image"]], **MODEL))
         follow(c["image"].upload(on_image, explain_in, [*image_out, c["image"]], **MODEL))
-        for control in (c["target"], c["layer"], c["colormap"], c["shared"], c["opacity"]):
+
+        def redraw(trigger: Callable[..., Any], method: str, moved_on: bool = False, **kw: Any) -> Any:
+            """`maps.redraw_js`: ``method``'s overlay redrawn in the page, no server round trip."""
+            js, inputs = maps.redraw_js(method, moved_on), [c[k] for k in maps.redraw_inputs(method)]
+            return trigger(None, inputs, c[f"{method}_slider"], js=js, **kw, **QUICK)
+
+        # The overlays first (the shown tab's first), then the rest. A dropdown's `input` fires twice per click.
+        for trigger in (c["target"].change, c["colormap"].change, c["opacity"].input):
+            follow([redraw(trigger, m, **LAST) for m in maps.REDRAWN][-1].then(on_look, explain_in, main_out, **MODEL))
+        for method in maps.REDRAWN:
+            redraw(c["overlay_meta"].change, method, moved_on=True)
+        for control in (c["layer"], c["shared"]):
             follow(control.input(on_settings, explain_in, main_out, **LAST, **MODEL))
         everything = [*main_out, *methods_out, *faith_out, *channels_out]
-        c["image"].clear(lambda: {o: None for o in everything} | {c["link"]: ""}, None, [*everything, c["link"]],
-                         **QUICK)  # fmt: skip
-        for control in (c["show"], c["n"], c["k"]):
+        c["image"].clear(lambda: dict.fromkeys(everything) | {c["link"]: ""}, None, [*everything, c["link"]], **QUICK)
+        for control in (c["show"], c["n"]):
             control.input(channels, channels_in, channels_out, **LAST, **MODEL)
+        inside = functools.partial(tab_event, tab="inside-the-cam")  # the slider and a click: only what they change
+        c["k"].input(inside(ex.channels_sum), [*base, c["k"]], outs(views.ChannelsSum), **LAST, **MODEL)
         pixel = c["channels_pixel_image"].select(on_pixel, None, c["pixel"], **QUICK)
-        pixel.then(channels, channels_in, channels_out, **MODEL)
+        pixel.then(inside(ex.channels_pixel), [*base, c["pixel"]], outs(views.ChannelsPixel), **MODEL)
         for tab_id in links.TAB_IDS:
             follow(c[f"tab_{tab_id}"].select(lambda t=tab_id: t, None, c["tab"], **QUICK))
         scorecam = with_progress(functools.partial(ex.methods_tab, with_scorecam=True), "Score-CAM")
@@ -412,7 +423,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
         running = c["faith_run"].click(faith, faith_in, faith_out, show_progress_on=c["faith_note"], **MODEL)
         c["faith_cancel"].click(on_cancel, None, None, cancels=[running], **QUICK)
         c["faith_methods"].change(faith_view, faith_in, faith_out, show_progress="hidden", **QUICK)
-        sanity_out, hide_out, pot_out = map(outs, (SanityTab, HideTab, PotTab))
+        sanity_out, hide_out, pot_out = map(outs, (views.SanityTab, views.HideTab, views.PotTab))
         c["sanity"].click(tab_event(ex.sanity_tab), [*base, c["sanity_methods"]], sanity_out, **MODEL)
         c["trust_editor"].input(tab_event(ex.hide_tab), [*base, c["trust_editor"]], hide_out, **LAST, **MODEL)
         c["pot_run"].click(tab_event(ex.pot_tab), [*base, c["pot"]], pot_out, **MODEL)

@@ -48,10 +48,22 @@ ROWS = {
 CLICK = ("pointerdown", "mousedown", "click")
 
 
+QUIET_MS = 400  # a server event may start a while after the click (after the page's own redraw)
+
+
 def settle(page: Any) -> None:
-    """Wait until no output is pending (follow-up events finish) so the next timing starts clean."""
-    page.wait_for_function("() => document.querySelectorAll('.pending').length === 0")
-    page.wait_for_timeout(150)
+    """Wait until no output has been pending for `QUIET_MS` (follow-up events finish) so the next
+    timing starts clean."""
+    page.wait_for_function(
+        """quiet => {
+            const busy = document.querySelectorAll('.pending').length > 0, now = performance.now();
+            if (busy || window.__settleSince === undefined) window.__settleSince = now;
+            return !busy && now - window.__settleSince >= quiet;
+        }""",
+        arg=QUIET_MS,
+        polling=50,
+    )
+    page.evaluate("() => { window.__settleSince = undefined; }")
 
 
 class AppPage:

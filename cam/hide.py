@@ -225,6 +225,7 @@ def hide_region(
     mask: np.ndarray | Image.Image,
     target: Target = "predicted",
     saliency: np.ndarray | None = None,
+    logits_before: np.ndarray | None = None,
 ) -> HideResult:
     """Hide the painted region of ``image`` and score the result (see the module docstring).
 
@@ -234,13 +235,23 @@ def hide_region(
         mask: white where hidden, the photo's aspect ratio, any size.
         target: the class to report ("predicted" = predicted on the unchanged photo).
         saliency: the raw (256, 256) map whose energy share inside the mask to report, or None.
+        logits_before: the unchanged photo's (C,) logits when already known (an `Explanation`'s,
+            from the same model and input), or None to compute them.
 
-    Two forward passes (before and after).
+    Two forward passes (before and after); one when ``logits_before`` is given (each new painting).
     """
     loaded = load_image(image)
     region = model_mask(mask, loaded.original_size)
     hidden = hide_pixels(loaded.model_input, region)
-    before = _logits(model, np.asarray(loaded.model_input))
+    if logits_before is not None and np.shape(logits_before) != (len(model.class_names),):
+        raise ValueError(
+            f"logits_before must hold {len(model.class_names)} logits, got shape {np.shape(logits_before)}."
+        )
+    before = (
+        _logits(model, np.asarray(loaded.model_input))
+        if logits_before is None
+        else np.asarray(logits_before, dtype=np.float32).copy()
+    )
     after = before.copy() if np.array_equal(hidden, loaded.model_input) else _logits(model, hidden)
     index = resolve_target(target, model.class_names, before)
     energy = None if saliency is None else energy_share(saliency, region)

@@ -3,16 +3,19 @@ Gradio shows in its API page and gives agents as MCP tool descriptions."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cam import METHODS, CamError, CamModel, explain, render
+from PIL import Image
+
+from cam import METHODS, CamError, CamModel, explain, load_image, render
+from cam.channels import decompose
 from cam.errors import MethodError
+from cam.hide import hide_region
 from cam.network import GAP_LAYER
+from cam.sanity import cascading_randomization
 from explorer.banner import caveat
+from explorer.explorer import LAYERS, Explorer, SettingsError
 from explorer.outputs import OutputFiles
-
-if TYPE_CHECKING:
-    from explorer.explorer import Explorer
 
 
 def explain_summary(
@@ -100,7 +103,9 @@ class Api:
         "contribution" (w_k F^k), "alpha" (Grad-CAM's mean gradient), "alpha_hw" (alpha x H x W)}, ...],
         "pixel": null | {"x", "y", "cam", "terms" (terms[k] = w_k A^k(x, y))}}; contributions + bias = logit.
         """
-        return self.ex.channels_json(_need(image), target, layer, int(x), int(y))
+        _check_layer(layer)
+        d = decompose(self.ex.model, _need(image), layer)
+        return d.to_json(target, None if (int(x), int(y)) == (-1, -1) else (int(x), int(y)))
 
     def sanity(self, image: str | None, target: str, method: str, layer: str) -> dict[str, Any]:
         """Sanity check by cascading model-parameter randomisation (Adebayo et al. 2018), on a copy of the model.
@@ -114,7 +119,13 @@ class Api:
         Returns {"steps": [{"randomized": [layers], "spearman", "ssim"}, ...] (the first step randomises
         nothing: similarity 1), "other_class": {"class", "spearman"}, "verdict": {"passed", ...}}.
         """
-        return self.ex.sanity_json(_need(image), target, method, layer)
+        if method not in METHODS or METHODS[method].needs_model:
+            raise SettingsError(
+                f"Method {str(method)[:40]!r} is not one the sanity check runs; choose one of "
+                f"{', '.join(m for m, sp in METHODS.items() if not sp.needs_model)}."
+            )
+        _check_layer(layer)
+        return cascading_randomization(self.ex.model, _need(image), target, [method], layer).to_json(method)
 
     def hide(self, image: str | None, target: str, mask: str | None) -> tuple[str, dict[str, Any]]:
         """Hide a region from the model (replaced by a blur of the photo, with a feathered edge) and score it.
@@ -127,4 +138,22 @@ class Api:
         Returns (the hidden 256x256 input as the model saw it, PNG; {"logit_before", "logit_after",
         "probability_before", "probability_after", "energy_in_mask" (share of CAM's positive evidence)}).
         """
-        return self.ex.hide_json(_need(image), target, _need(mask, "mask"))
+        photo = load_image(_need(image))
+        r = explain(self.ex.model, photo, target=target, methods=("cam",))
+        res = hide_region(
+            self.ex.model, photo, _mask_image(_need(mask, "mask")), r.target_index, saliency=r.maps["cam"]
+        )
+        return self.ex.files().write(res.png(), "hidden.png"), res.to_json()
+
+
+def _check_layer(layer: str) -> None:
+    if layer not in LAYERS:
+        raise SettingsError(f"Unknown layer {str(layer)[:40]!r}; choose one of {', '.join(LAYERS)}.")
+
+
+def _mask_image(path: str) -> Image.Image:
+    """A mask file for `/hide`, read with a pixel cap from its header (it is an uploaded image)."""
+    with Image.open(path) as img:
+        if img.width * img.height > 50_000_000:
+            raise SettingsError("The mask is over 50 megapixels; send it at the photo's size or smaller.")
+        return img.convert("L").copy()

@@ -15,13 +15,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from cam import METHODS, CamError, CamModel, Explanation, LoadedImage, explain, load_image, render
 from cam.channels import ChannelDecomposition, decompose
 from cam.compare import compare_cam_gradcam, method_equivalences
 from cam.faithfulness import DEFAULT_STEPS, RANDOM, ImageFaithfulness, evaluate_maps
-from cam.hide import HideResult, hide_region
+from cam.hide import hide_region
 from cam.network import GAP_LAYER, LAYER_ALIASES
 from cam.sanity import SanityResult, cascading_randomization
 from cam.synthetic import redraw_original, redraw_with_pot
@@ -34,7 +34,17 @@ from explorer.examples import ExamplePhoto, Examples, file_sha256
 from explorer.maps import PREDICTED, Settings
 from explorer.outputs import OutputFiles
 from explorer.session import CHEAP, EXPENSIVE, SessionStore, Who
-from explorer.views import ChannelsTab, FaithTab, HideTab, MainView, MethodsTab, PotTab, SanityTab
+from explorer.views import (
+    ChannelsPixel,
+    ChannelsSum,
+    ChannelsTab,
+    FaithTab,
+    HideTab,
+    MainView,
+    MethodsTab,
+    PotTab,
+    SanityTab,
+)
 
 T = TypeVar("T")
 LAYERS: tuple[str, ...] = tuple(LAYER_ALIASES)  # conv1, conv2, conv3
@@ -209,17 +219,26 @@ class Explorer:
         cache_key = (self.image_key(path), s) if example else None
         if cache_key is not None and (hit := self._views.get(cache_key)):
             stamp, view = hit
-            if time.monotonic() - stamp < VIEW_CACHE_TTL_S and all(os.path.exists(p) for p in view.cam_slider):
+            if time.monotonic() - stamp < VIEW_CACHE_TTL_S and all(map(os.path.exists, view_files(view))):
                 return view
         r = self.explanation(who, path, s.layer).for_target(s.target)
-        view = self._render_main(r, s, example)
+        view = self._render_main(r, s, example, self.overlay_file(who, path, s.layer, r))
         if cache_key is not None:
             self._views[cache_key] = (time.monotonic(), view)
             while len(self._views) > MAX_CACHED:
                 self._views.popitem(last=False)
         return view
 
-    def _render_main(self, r: Explanation, s: Settings, example: str | None) -> MainView:
+    def overlay_file(self, who: Who, path: str, layer: str, r: Explanation) -> str:
+        """`maps.overlay_maps` of the explanation as a PNG, written once per image and layer."""
+        key = ("overlay-maps", self.image_key(path), layer)
+        file = self.store.get(who.session, key)
+        if not (file and os.path.exists(file)):  # the cache cleaner deletes files after an hour
+            file = self.files().png(maps.overlay_maps(r), "overlay_maps")
+            self.store.put(who.session, who.client, key, file)
+        return str(file)
+
+    def _render_main(self, r: Explanation, s: Settings, example: str | None, overlay_maps: str) -> MainView:
         files = self.files()
         stem = f"{r.target}_{s.layer}"
         photo = files.jpeg(maps.photo_of(r), "photo")
@@ -253,6 +272,8 @@ class Explorer:
             class_tiles=tiles,
             photo=photo,
             example=example,
+            overlay_maps=overlay_maps,
+            overlay_meta=maps.overlay_meta(r, s),
         )
 
     def warm(self) -> None:
@@ -366,32 +387,33 @@ class Explorer:
             raise SettingsError(f"Show 'top', 'bottom' or 'all' channels, not {str(show)[:20]!r}.")
         d = self.decomposition(who, path, s.layer)
         c = d.class_index(s.target)
-        photo = self.image(who, path).model_input
         files = self.files()
         grid = [(files.png(t.picture, f"channel_{t.k}"), t.caption) for t in ch.channel_tiles(d, c, show, n)]  # type: ignore[arg-type]
-        partial, numbers = ch.partial_sum(d, c, k, photo, s)
-        if pixel is None:
-            pixel_image, terms, pixel_md = ch.clickable_photo(photo), None, "Click the photo to pick a pixel."
-        else:
-            pixel_image, terms, pixel_md = ch.pixel_view(d, c, pixel[0], pixel[1], photo)
         return ChannelsTab(
             channels_grid=grid,
-            channels_sum_image=files.jpeg(partial, "partial_cam"),
-            channels_sum_numbers=numbers,
             channels_proof_plot=ch.proof_frame(d, c),
             channels_proof_md=ch.proof_text(d, c),
-            channels_pixel_image=files.png(pixel_image, "pixel"),
-            channels_pixel_plot=terms,
-            channels_pixel_md=pixel_md,
+            **vars(self.channels_sum(who, path, s, k)),
+            **vars(self.channels_pixel(who, path, s, pixel)),
         )
 
-    def channels_json(self, path: str, target: str, layer: str, x: int, y: int) -> dict[str, Any]:
-        """The `/channels` API answer; x = y = -1 asks for no pixel."""
-        if layer not in LAYERS:
-            raise SettingsError(f"Unknown layer {str(layer)[:40]!r}; choose one of {', '.join(LAYERS)}.")
-        d = decompose(self.model, path, layer)
-        pixel = None if (int(x), int(y)) == (-1, -1) else (int(x), int(y))
-        return d.to_json(target, pixel)
+    def channels_sum(self, who: Who, path: str, s: Settings, k: int) -> ChannelsSum:
+        """The sum of the top ``k`` channels: all the top-k slider changes (the grid stays)."""
+        s = self.check(s)
+        d = self.decomposition(who, path, s.layer)
+        partial, numbers = ch.partial_sum(d, d.class_index(s.target), k, self.image(who, path).model_input, s)
+        return ChannelsSum(self.files().jpeg(partial, "partial_cam"), numbers)
+
+    def channels_pixel(self, who: Who, path: str, s: Settings, pixel: tuple[int, int] | None) -> ChannelsPixel:
+        """The clicked pixel's terms (the photo to click, before a click): all a click changes."""
+        s = self.check(s)
+        d = self.decomposition(who, path, s.layer)
+        photo = self.image(who, path).model_input
+        if pixel is None:
+            image, terms, md = ch.clickable_photo(photo), None, "Click the photo to pick a pixel."
+        else:
+            image, terms, md = ch.pixel_view(d, d.class_index(s.target), pixel[0], pixel[1], photo)
+        return ChannelsPixel(self.files().png(image, "pixel"), terms, md)
 
     # -- Trust: sanity check, hide and see, the pot shortcut ------------------------------------------
 
@@ -418,21 +440,6 @@ class Explorer:
             trust_other_image=files.png(trust.other_class_figure(res, s.colormap), "other_class"),
         )
 
-    def sanity_json(self, path: str, target: str, method: str, layer: str) -> dict[str, Any]:
-        if method not in METHODS or METHODS[method].needs_model:
-            raise SettingsError(
-                f"Method {str(method)[:40]!r} is not one the sanity check runs; choose one of "
-                f"{', '.join(m for m, sp in METHODS.items() if not sp.needs_model)}."
-            )
-        if layer not in LAYERS:
-            raise SettingsError(f"Unknown layer {str(layer)[:40]!r}; choose one of {', '.join(LAYERS)}.")
-        return cascading_randomization(self.model, path, target, [method], layer).to_json(method)
-
-    def hide(self, path: str, target: str, mask: Any, image: LoadedImage | None = None) -> HideResult:
-        loaded = image or load_image(path)
-        r = explain(self.model, loaded, target=target, methods=("cam",))
-        return hide_region(self.model, loaded, mask, r.target_index, saliency=r.maps["cam"])
-
     def hide_tab(self, who: Who, path: str, s: Settings, layer_file: str | None) -> HideTab:
         s = self.check(s)
         image = self.image(who, path)
@@ -440,7 +447,7 @@ class Explorer:
         mask = trust.mask_from_layer(layer_file, image.original_size)
         if not mask.any():
             return HideTab(None, "Paint over part of the photo (the brush) to hide it from the model.")
-        res = hide_region(self.model, image, mask, r.target_index, saliency=r.maps["cam"])
+        res = hide_region(self.model, image, mask, r.target_index, saliency=r.maps["cam"], logits_before=r.logits)
         md = trust.hide_sentence(
             res.target,
             float(res.energy_in_mask or 0.0),
@@ -450,11 +457,6 @@ class Explorer:
             res.probability_after,
         )
         return HideTab(self.files().write(res.png(), "hidden.png"), md)
-
-    def hide_json(self, path: str, target: str, mask_path: str) -> tuple[str, dict[str, Any]]:
-        """The `/hide` API: (the hidden input as a PNG, JSON numbers); the mask is white where hidden."""
-        res = self.hide(path, target, _mask_image(mask_path))
-        return self.files().write(res.png(), "hidden.png"), res.to_json()
 
     def pot_tab(self, who: Who, path: str, s: Settings, pot: str) -> PotTab:
         s = self.check(s)
@@ -469,11 +471,6 @@ class Explorer:
         return PotTab(self.files().png(figure, "pot_swap"), md)
 
 
-def _mask_image(path: str) -> Any:
-    """A mask file for `/hide`, read with a pixel cap from its header (it is an uploaded image)."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        if img.width * img.height > 50_000_000:
-            raise SettingsError("The mask is over 50 megapixels; send it at the photo's size or smaller.")
-        return img.convert("L").copy()
+def view_files(view: MainView) -> tuple[str, ...]:
+    """The files a cached view shows first: it is stale once any is deleted."""
+    return (*view.cam_slider, view.overlay_maps)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -10,6 +13,7 @@ from PIL import Image
 from cam import Explanation, render
 from cam.network import GAP_LAYER
 
+TEXT = Path(__file__).parent / "text"
 PREDICTED = "predicted"  # the class control's value for "follow the model"
 
 
@@ -90,3 +94,82 @@ def legend_html(colormap: str) -> str:
         f'<span class="cam-legend-bar" style="background:{gradient}"></span>'
         "<span>high evidence (map after ReLU, scaled to 0–1; the photo shows through where it is low)</span></div>"
     )
+
+
+# -- The overlays redrawn in the browser (explorer/text/redraw.js) -------------------------------------
+# A change of class, opacity or colour map redraws the CAM and Grad-CAM overlays in the page, in a
+# few milliseconds, from every class's scaled map, sent once per explanation: a server round trip
+# re-renders the rest of the page meanwhile. The page's script applies `paint`'s formula.
+
+REDRAWN = ("cam", "gradcam")  # the overlays the page redraws, in the order of `overlay_maps`' blocks
+
+
+def overlay_maps(r: Explanation) -> np.ndarray:
+    """Every class's CAM and Grad-CAM map as the overlays use it (ReLU, then min-max to [0, 1]).
+
+    (len(REDRAWN) * C * H, W, 3) uint8, one (H, W) block per method and class, method-major, in class
+    order: a value v is q = round(v * 65535) in 16 bits, R = q >> 8 and G = q & 255 (B = 0), so a
+    lossless RGB PNG carries it (8 bits would shift weak evidence, whose opacity v ** GAMMA is steep
+    near 0, by up to a tenth of the opacity).
+    """
+    blocks = [render.scale_map(r.class_maps[m][r.classes.index(c)]) for m in REDRAWN for c in range(len(r.class_names))]
+    q = np.rint(np.concatenate(blocks) * 65535.0).astype(np.uint16)
+    return np.stack([q >> 8, q & 255, np.zeros_like(q)], axis=-1).astype(np.uint8)
+
+
+def overlay_meta(r: Explanation, s: Settings) -> dict[str, Any]:
+    """What the page's script needs beside `overlay_maps`: the class order, the predicted class, which
+    maps have positive evidence (the others are the server's muted photo), and the settings the
+    server's own overlays were drawn with (the script redraws when the controls moved on meanwhile)."""
+    h, w = r.class_maps["cam"].shape[1:]
+    positive = {m: [bool(np.any(r.class_maps[m][r.classes.index(c)] > 0)) for c in range(len(r.class_names))]
+                for m in REDRAWN}  # fmt: skip
+    return {
+        "classes": list(r.class_names),
+        "predicted": r.predicted_index,
+        "methods": list(REDRAWN),
+        "map_size": [int(w), int(h)],
+        "positive": positive,
+        "drawn": {"target": s.target, "opacity": float(s.opacity), "colormap": s.colormap},
+    }
+
+
+def redraw_js(method: str, when_moved_on: bool = False) -> str:
+    """The page's redraw function for ``method``'s overlay (explorer/text/redraw.js), with this module's
+    constants and the colour tables filled in.
+
+    Its inputs: class, opacity, colour map, the method's slider, `overlay_maps`' file and `overlay_meta`;
+    it returns the slider. ``when_moved_on``: only when the controls differ from the settings the server
+    drew with (when an explanation arrives: the reader may have moved a control meanwhile)."""
+    luts = {k: render.colormap_lut(k).tobytes().hex() for k in render.COLORMAPS}
+    lines = (TEXT / "redraw.js").read_text(encoding="utf-8").split("\n")
+    code = "\n".join(line for line in lines if not line.startswith("//")).strip()  # the header is for readers
+    values = {"LUTS": json.dumps(luts), "GAMMA": GAMMA, "DESATURATE": DESATURATE, "METHOD": method}
+    for name, value in values.items():
+        code = code.replace(f"__{name}__", str(value))
+    if not when_moved_on:
+        return code
+    return (
+        "async (...a) => { const d = a[5]?.drawn; "
+        "if (!d || (d.target === a[0] && Math.abs(d.opacity - a[1]) < 1e-6 && d.colormap === a[2])) "
+        f"return [a[3]]; return await ({code})(...a); }}"
+    )
+
+
+def redraw_inputs(method: str) -> tuple[str, ...]:
+    """The page's components `redraw_js` reads, in its order."""
+    return ("target", "opacity", "colormap", f"{method}_slider", "overlay_maps", "overlay_meta")
+
+
+def redrawn_in_page(meta: dict[str, Any], target: str) -> tuple[str, ...]:
+    """The overlays the page's script draws itself for ``target`` (the maps with positive evidence)."""
+    index = meta["predicted"] if target == PREDICTED else meta["classes"].index(target)
+    return tuple(m for m in meta["methods"] if meta["positive"][m][index])
+
+
+def left_to_page(meta: dict[str, Any] | None, target: str) -> tuple[str, ...]:
+    """After a change of class, opacity or colour map: the page's outputs the server leaves as they are
+    (the overlays the page redrew, and what it drew them from). Nothing without the maps."""
+    if meta is None:
+        return ()
+    return ("overlay_maps", "overlay_meta", *(f"{m}_slider" for m in redrawn_in_page(meta, target)))

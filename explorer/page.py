@@ -75,9 +75,9 @@ COMPONENTS: dict[str, tuple[str, dict[str, Any]]] = {
     # Compare
     "compare_image": ("image", {"format": "png", **QUIET}),
     "compare_md": ("markdown", {"elem_id": "compare-numbers"}),
-    "compare_png": ("download", {"label": "Comparison (PNG)", "elem_id": "download-compare", "size": "sm"}),
-    "cam_npy": ("download", {"label": "Raw CAM (.npy)", "elem_id": "download-cam", "size": "sm"}),
-    "gradcam_npy": ("download", {"label": "Raw Grad-CAM (.npy)", "elem_id": "download-gradcam", "size": "sm"}),
+    "compare_png": ("download_button", {"label": "Comparison (PNG)", "elem_id": "download-compare", "size": "sm"}),
+    "cam_npy": ("download_button", {"label": "Raw CAM (.npy)", "elem_id": "download-cam", "size": "sm"}),
+    "gradcam_npy": ("download_button", {"label": "Raw Grad-CAM (.npy)", "elem_id": "download-gradcam", "size": "sm"}),
     # Methods
     "methods_gallery": ("gallery", {"columns": 4, "format": "jpeg", **GRID}),
     "methods_md": ("markdown", {"elem_id": "methods-statement"}),
@@ -111,6 +111,9 @@ COMPONENTS: dict[str, tuple[str, dict[str, Any]]] = {
         {"title": "Insertion: most salient pixels restored", "elem_id": "faith-plot-insertion", **CURVE},
     ),
     "faith_table": ("markdown", {"elem_classes": "cam-scroll"}),
+    # what the page's script redraws the overlays from (`explorer.maps.redraw_js`)
+    "overlay_maps": ("file", {"visible": False}),
+    "overlay_meta": ("json", {"visible": False}),
 }
 
 
@@ -362,7 +365,7 @@ def layout(ex: Explorer) -> tuple[Part, ...]:
     return (
         text(prose("intro"), elem_id="intro"),
         Part("html", {"value": banner_html(ex.model.provenance), "elem_id": "provenance"}),
-        *outputs("url_note"),
+        *outputs("url_note", "overlay_maps", "overlay_meta"),
         control("state", "tab", value="cam"),  # the open tab
         control("state", "pixel", value=None),  # the pixel clicked inside the CAM
         box(

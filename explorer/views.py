@@ -30,6 +30,8 @@ class MainView:
     class_tiles: tuple[tuple[str, str], ...]  # (file, caption) per class, in class order
     photo: str  # the photo at display size (<= 1024 px), e.g. for the hide-and-see editor
     example: str | None  # the example's stem, when the image is one (for lesson links)
+    overlay_maps: str  # every class's scaled maps, for the page's redraw script (`maps.overlay_maps`)
+    overlay_meta: dict[str, Any]  # what that script needs beside them (`maps.overlay_meta`)
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,33 @@ class FaithTab:
 
 
 @dataclass(frozen=True)
+class ChannelsSum:
+    """Inside the CAM: the sum of the top k channels (what the top-k slider changes)."""
+
+    channels_sum_image: str
+    channels_sum_numbers: str
+
+
+@dataclass(frozen=True)
+class ChannelsPixel:
+    """Inside the CAM: one pixel's channel terms (what a click changes)."""
+
+    channels_pixel_image: str
+    channels_pixel_plot: Any  # DataFrame for a bar plot, or None before a click
+    channels_pixel_md: str
+
+
+@dataclass(frozen=True)
 class ChannelsTab:
+    """Inside the CAM, all of it: the channel grid and the proof, with `ChannelsSum` and `ChannelsPixel`."""
+
     channels_grid: list[tuple[str, str]]  # (file, caption) per shown channel
     channels_sum_image: str
     channels_sum_numbers: str
     channels_proof_plot: Any  # DataFrame for a scatter plot
     channels_proof_md: str
     channels_pixel_image: str
-    channels_pixel_plot: Any  # DataFrame for a bar plot, or None before a click
+    channels_pixel_plot: Any
     channels_pixel_md: str
 
 
@@ -77,3 +98,13 @@ class HideTab:
 class PotTab:
     trust_pot_image: str | None
     trust_pot_md: str
+
+
+def updates(view: object) -> dict[str, dict[str, Any]]:
+    """Outputs whose properties change with ``view`` besides their value, by component name: each class
+    tile (``class_0`` ...) and its caption, the proof plot and its x-axis title."""
+    tiles = getattr(view, "class_tiles", ())
+    out = {f"class_{i}": {"value": file, "label": caption} for i, (file, caption) in enumerate(tiles)}
+    if (proof := getattr(view, "channels_proof_plot", None)) is not None:
+        out["channels_proof_plot"] = {"value": proof, "x_title": proof.attrs["x_title"]}
+    return out

@@ -91,11 +91,15 @@ def handler(demo: gr.Blocks, name: str) -> Any:
 
 
 def triggered(demo: gr.Blocks, elem_id: str | None, event: str) -> Any:
-    """The event ``demo`` runs first when the component ``elem_id`` (None: the page) fires ``event``."""
+    """The server function ``demo`` runs first when the component ``elem_id`` (None: the page) fires
+    ``event``: directly, or after the page's own functions (``js`` only) it triggers."""
     block = demo if elem_id is None else by_id(demo, elem_id)
-    for fn in demo.fns.values():
-        if (block._id, event) in [tuple(t) for t in fn.targets] and fn.fn is not None:
+    chain = [fn for fn in demo.fns.values() if (block._id, event) in [tuple(t) for t in fn.targets]]
+    while chain:
+        fn = chain.pop(0)
+        if fn.fn is not None:
             return fn
+        chain += [f for f in demo.fns.values() if f.trigger_after == fn._id]
     raise LookupError(f"{elem_id}.{event}")
 
 
@@ -135,7 +139,7 @@ def test_every_queued_event_is_in_the_model_s_concurrency_group(demo: gr.Blocks)
     queued = [fn for fn in demo.fns.values() if fn.fn is not None and fn.queue is not False]
     assert len(queued) > 10
     assert {fn.concurrency_id for fn in queued} == {app.CONCURRENCY_ID}, "two groups would run the model at once"
-    for elem_id, event in (("explain", "click"), ("input-image", "upload"), ("target", "input"), (None, "load")):
+    for elem_id, event in (("explain", "click"), ("input-image", "upload"), ("target", "change"), (None, "load")):
         assert triggered(demo, elem_id, event).concurrency_id == app.CONCURRENCY_ID
 
 
@@ -197,7 +201,7 @@ def test_explain_fills_every_output_with_the_view(demo: gr.Blocks, explorer: Exp
 
 
 def test_settings_without_an_image_change_nothing(demo: gr.Blocks) -> None:
-    fn = triggered(demo, "target", "input")
+    fn = triggered(demo, "target", "change")
     out = fn.fn(request(), None, "baya", "conv3", *DISPLAY, "cam", False)
     assert out == {}  # app.py's postprocessing sends "unchanged" for every output
     assert asyncio.run(demo.postprocess_data(fn, out, None)) == [gr.skip()] * len(fn.outputs)

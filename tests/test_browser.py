@@ -700,3 +700,79 @@ def test_accessible_names_and_alt_text(browser: Any, served: Served) -> None:
     )
     assert not missing, f"images without alt text, in: {sorted(set(missing))}"
     page.context.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# 11. The overlays the page redraws itself (explorer/text/redraw.js)
+
+
+def shown_picture(page: Any, selector: str, index: int) -> np.ndarray:
+    """The bytes of the ``index``-th picture under ``selector``, as the page has them, decoded here."""
+    import base64
+    import io
+
+    data = page.evaluate(
+        """async ([sel, i]) => {
+            const img = document.querySelectorAll(sel + ' img')[i];
+            const u = new Uint8Array(await (await fetch(img.currentSrc || img.src)).arrayBuffer());
+            let s = '';
+            for (let j = 0; j < u.length; j += 32768) s += String.fromCharCode.apply(null, u.subarray(j, j + 32768));
+            return btoa(s);
+        }""",
+        [selector, index],
+    )
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"), dtype=np.int16)
+
+
+def type_opacity(page: Any, value: str) -> None:
+    page.locator("#opacity input[type=number]").fill(value)
+    page.keyboard.press("Enter")
+
+
+def choose(page: Any, elem_id: str, label: str) -> None:
+    page.click(f"#{elem_id} input")
+    box_id = page.get_attribute(f"#{elem_id} input", "aria-controls")
+    page.click(f'#{box_id} [role=option][aria-label="{label}"]')
+
+
+def test_overlays_redrawn_in_the_page_follow_the_server_s_formula(browser: Any, served: Served) -> None:
+    """Class, colour map and opacity changes are drawn by the page; each picture must be what
+    `explorer.maps.paint` (the server's overlay) makes of the photo the page shows and the map `cam`
+    computes here: within 3 grey levels anywhere (rounding), and far from the previous setting's."""
+    from cam import explain, load_image, render
+    from explorer.maps import Settings, paint
+
+    page = start(browser, served)
+    wait_idle(page)
+    photo = shown_picture(page, "#cam-slider", 0).astype(np.uint8)
+    r = explain(served.explorer.model, load_image(served.default_example), methods=("cam", "gradcam"),
+                layer={"cam": "conv3", "gradcam": "conv3"}, all_classes=True)  # fmt: skip
+    other = next(n for n in served.class_names if n != r.predicted)
+
+    def expected(method: str, s: Settings) -> np.ndarray:
+        return paint(photo, render.scale_map(r.for_target(s.target).maps[method]), s).astype(np.int16)
+
+    before = srcs(page, "#cam-slider")
+    steps = (
+        (lambda: choose(page, "target", other), Settings(other)),
+        (lambda: choose(page, "colormap", render.COLORMAP_LABELS["jet"]), Settings(other, colormap="jet")),
+        (lambda: type_opacity(page, "0.3"), Settings(other, "conv3", 0.3, "jet")),
+    )
+    previous = expected("cam", Settings(r.predicted))
+    for act, s in steps:
+        act()
+        before = wait_loaded(page, "#cam-slider", before, n=2)
+        assert before[1].startswith("blob:"), f"the overlay for {s} was not drawn in the page: {before[1]}"
+        got, want = shown_picture(page, "#cam-slider", 1), expected("cam", s)
+        assert got.shape == want.shape == photo.shape
+        diff = np.abs(got - want)
+        assert diff.max() <= 3 and diff.mean() < 0.5, (s, diff.max(), diff.mean())
+        assert np.abs(got - previous).mean() > 2, f"{s}: the picture did not change"
+        previous = want
+    wait_idle(page)  # the server's answer: the rest of the page, the overlay left as the page drew it
+    assert heading(page)[0] == other and srcs(page, "#cam-slider") == before
+    open_tab(page, "Grad-CAM")
+    got, want = shown_picture(page, "#gradcam-slider", 1), expected("gradcam", steps[-1][1])
+    assert srcs(page, "#gradcam-slider")[1].startswith("blob:") and np.abs(got - want).max() <= 3
+    assert not page.errors, page.errors
+    page.context.close()

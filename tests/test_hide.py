@@ -66,6 +66,28 @@ def test_logits_are_the_networks_on_the_returned_image(bundled: CamModel) -> Non
     assert r.to_json()["logit_after"] == float(after[2])
 
 
+def test_known_logits_save_the_first_pass_and_change_nothing(bundled: CamModel) -> None:
+    """The app passes its explanation's logits: one forward pass per painting, the same numbers."""
+    from cam import explain
+
+    path = EXAMPLES / "greg_2.jpg"
+    mask = box_mask(512, 512, (0.3, 0.55, 0.75, 0.95))
+    two = hide_region(bundled, path, mask, "greg")
+    passes: list[int] = []
+    handle = bundled.module.register_forward_hook(lambda *_: passes.append(1))
+    try:
+        known = explain(bundled, path, methods=("cam",)).logits
+        passes.clear()
+        one = hide_region(bundled, path, mask, "greg", logits_before=known)
+    finally:
+        handle.remove()
+    assert passes == [1]
+    np.testing.assert_allclose(one.logits_before, two.logits_before, rtol=0, atol=1e-5)
+    assert np.array_equal(one.logits_after, two.logits_after) and np.array_equal(one.hidden, two.hidden)
+    with pytest.raises(ValueError, match="must hold 4 logits"):
+        hide_region(bundled, path, mask, "greg", logits_before=known[:2])
+
+
 def Image_png(pixels: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(pixels)).save(buf, format="PNG")
