@@ -1,7 +1,6 @@
 """Pot Plant CAM Explorer, the Gradio app (a Hugging Face Space): ``python app.py`` (``CAM_MODEL``: ``auto``,
 ``bundled``, ``hub`` or a path). It builds the page `explorer.page` describes, components named in one
-dict ``c`` as the view-models' fields are; short handlers call `explorer` and return ``{component: value}``.
-"""
+dict ``c`` as the view-models' fields are; short handlers call `explorer` and return ``{component: value}``."""
 
 from __future__ import annotations
 
@@ -357,8 +356,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
 
         def on_link(request: gr.Request, image: str | None, target: str, layer: str, opacity: float, cmap: str,
                     tab: str) -> str:  # fmt: skip
-            state = links.LinkState(ex.example_of(image) if image else None, target, layer, tab, opacity, cmap)
-            return links.view_link(links.base_url(request.headers, getattr(request.request, "url", None)), state)
+            return ex.view_link(request, image, target, layer, opacity, cmap, tab)
 
         def on_cancel(request: gr.Request) -> None:
             ex.cancel(Who.of(request))
@@ -377,17 +375,19 @@ def build_demo(ex: Explorer) -> gr.Blocks:
             out |= {c["image"]: path, c["tabs"]: gr.Tabs(selected=state.tab)} | dict(zip(base[1:5], s, strict=True))
             return out | on_explain(request, path, *s, state.tab, False)
 
-        methods = tab_event(ex.methods_tab, "methods")
         channels = tab_event(ex.channels_tab, "inside-the-cam")
         channels_in = [*base, c["show"], c["n"], c["k"], c["pixel"]]
         faith_view = tab_event(functools.partial(ex.faith_tab, compute=False))
         faith_in = [*base, c["faith_methods"]]
 
-        def follow(event: Any) -> None:
-            """After the main outputs: the open tab's extra views and the link follow."""
-            event.success(methods, base, methods_out, show_progress="minimal", **MODEL)
-            event.success(channels, channels_in, channels_out, show_progress="minimal", **MODEL)
-            event.success(faith_view, faith_in, faith_out, show_progress="hidden", **QUICK)
+        extra = {"methods": (tab_event(ex.methods_tab, "methods"), base, methods_out, "minimal", MODEL),
+                 "inside-the-cam": (channels, channels_in, channels_out, "minimal", MODEL),
+                 "trust": (faith_view, faith_in, faith_out, "hidden", QUICK)}  # fmt: skip
+
+        def follow(event: Any, tab: str | None = None) -> None:
+            """After the main outputs: each tab's own views (on a tab's select, only its own), and the link."""
+            for fn, inputs, outputs, shown, how in (v for t, v in extra.items() if tab in (None, t)):
+                event.success(fn, inputs, outputs, show_progress=shown, **how)
             link = event.success(on_link, base, c["link"], **QUICK)
             link.then(None, c["link"], None, js=links.POST_TO_PARENT_JS, **QUICK)  # a Space's address bar too
 
@@ -416,7 +416,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
         pixel = c["channels_pixel_image"].select(on_pixel, None, c["pixel"], **QUICK)
         pixel.then(inside(ex.channels_pixel), [*base, c["pixel"]], outs(views.ChannelsPixel), **MODEL)
         for tab_id in links.TAB_IDS:
-            follow(c[f"tab_{tab_id}"].select(lambda t=tab_id: t, None, c["tab"], **QUICK))
+            follow(c[f"tab_{tab_id}"].select(lambda t=tab_id: t, None, c["tab"], **QUICK), tab_id)
         scorecam = with_progress(functools.partial(ex.methods_tab, with_scorecam=True), "Score-CAM")
         c["scorecam"].click(scorecam, base, methods_out, show_progress_on=c["methods_gallery"], **MODEL)
         faith = with_progress(functools.partial(ex.faith_tab, compute=True), "Faithfulness curves")

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cam import METHODS, CamError, CamModel, Explanation, LoadedImage, explain, load_image, render
 from cam.channels import ChannelDecomposition, decompose
@@ -142,6 +142,14 @@ class Explorer:
         self.image_key(path)  # a file that is gone: "no longer on the server", not an OSError
         ex = self.examples.by_content(file_sha256(path))
         return ex.stem if ex else None
+
+    def view_link(
+        self, request: Any, image: str | None, target: str, layer: str, opacity: float, colormap: str, tab: str
+    ) -> str:
+        """ "Link to this view": the page's address (from a Gradio request: its headers, and the URL of the
+        request under it) with its state; an uploaded photo is never named."""
+        state = links.LinkState(self.example_of(image) if image else None, target, layer, tab, opacity, colormap)
+        return links.view_link(links.base_url(request.headers, getattr(request.request, "url", None)), state)
 
     def explanation(self, who: Who, path: str, layer: str) -> Explanation:
         """CAM at conv3 and Grad-CAM at ``layer``, every class, from one forward pass."""

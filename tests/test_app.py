@@ -361,3 +361,17 @@ def test_refusals_are_shown_and_surprises_are_logged(caplog: pytest.LogCaptureFi
     assert "secret internal detail" in caplog.text and len(caplog.text) < 1000
     with pytest.raises(gr.Error, match="already a message"):
         says()
+
+
+def test_a_tab_s_select_runs_only_its_own_view(demo: gr.Blocks) -> None:
+    """Every event costs the page a round of status updates on every component (and a queued one, a queue
+    slot): a tab's select runs that tab's own view and the link, not the other tabs' views."""
+    own = {"methods": "methods-gallery", "inside-the-cam": "channels-grid", "trust": "faith-note", "compare": None}
+    views = {v for v in own.values() if v}
+    for tab_id, output in own.items():
+        tab = next(b for b in demo.blocks.values() if isinstance(b, gr.Tab) and b.id == tab_id)
+        (select,) = [f for f in demo.fns.values() if (tab._id, "select") in map(tuple, f.targets)]
+        after = [f for f in demo.fns.values() if f.trigger_after == select._id]
+        shown = {getattr(o, "elem_id", None) for f in after for o in f.outputs} & views
+        assert shown == ({output} if output else set()), (tab_id, shown)
+        assert any(by_id(demo, "link-to-view") in f.outputs for f in after), "the link follows every tab"
