@@ -242,7 +242,7 @@ def launch_kwargs() -> dict[str, Any]:
         "ssr_mode": False,  # with SSR, Node workers would serve uploads past the body limits
         "theme": gr.themes.Soft(),
         "css": CSS,
-        "js": links.EMBED_JS,
+        "js": page.load_js(),  # the embed layout, accessible names, the overlays' redraw (explorer/page.py)
         "mcp_server": True,  # the endpoints as MCP tools at /gradio_api/mcp/ (needs the `mcp` package)
         "app_kwargs": {"middleware": guard.middleware()},  # request-body limits (explorer/guard.py)
     }

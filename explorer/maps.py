@@ -134,26 +134,30 @@ def overlay_meta(r: Explanation, s: Settings) -> dict[str, Any]:
     }
 
 
-def redraw_js(method: str, when_moved_on: bool = False) -> str:
-    """The page's redraw function for ``method``'s overlay (explorer/text/redraw.js), with this module's
-    constants and the colour tables filled in.
-
-    Its inputs: class, opacity, colour map, the method's slider, `overlay_maps`' file and `overlay_meta`;
-    it returns the slider. ``when_moved_on``: only when the controls differ from the settings the server
-    drew with (when an explanation arrives: the reader may have moved a control meanwhile)."""
+def redraw_definition() -> str:
+    """``window.camRedraw = ...``: the page's redraw function (explorer/text/redraw.js) with this module's
+    constants and the colour tables filled in, defined once when the page loads (`redraw_js` calls it)."""
     luts = {k: render.colormap_lut(k).tobytes().hex() for k in render.COLORMAPS}
     lines = (TEXT / "redraw.js").read_text(encoding="utf-8").split("\n")
     code = "\n".join(line for line in lines if not line.startswith("//")).strip()  # the header is for readers
-    values = {"LUTS": json.dumps(luts), "GAMMA": GAMMA, "DESATURATE": DESATURATE, "METHOD": method}
-    for name, value in values.items():
+    for name, value in {"LUTS": json.dumps(luts), "GAMMA": GAMMA, "DESATURATE": DESATURATE}.items():
         code = code.replace(f"__{name}__", str(value))
-    if not when_moved_on:
-        return code
-    return (
-        "async (...a) => { const d = a[5]?.drawn; "
-        "if (!d || (d.target === a[0] && Math.abs(d.opacity - a[1]) < 1e-6 && d.colormap === a[2])) "
-        f"return [a[3]]; return await ({code})(...a); }}"
+    return f"window.camRedraw = {code};"
+
+
+def redraw_js(method: str, when_moved_on: bool = False) -> str:
+    """An event's function: ``method``'s overlay redrawn by `redraw_definition`'s function.
+
+    Its inputs: class, opacity, colour map, the method's slider, `overlay_maps`' file and `overlay_meta`;
+    it returns the slider (unchanged before the page has loaded the function). ``when_moved_on``: only
+    when the controls differ from the settings the server drew with (when an explanation arrives: the
+    reader may have moved a control meanwhile)."""
+    moved = (
+        "const d = a[5]?.drawn; "
+        "if (!d || (d.target === a[0] && Math.abs(d.opacity - a[1]) < 1e-6 && d.colormap === a[2])) return [a[3]]; "
     )
+    call = f'return window.camRedraw ? await window.camRedraw("{method}", ...a) : [a[3]];'
+    return f"async (...a) => {{ {moved if when_moved_on else ''}{call} }}"
 
 
 def redraw_inputs(method: str) -> tuple[str, ...]:

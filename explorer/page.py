@@ -16,7 +16,7 @@ from cam import METHODS, render
 from cam.methods import display_name
 from cam.network import GAP_LAYER
 from cam.synthetic import POT_STYLES
-from explorer import links
+from explorer import links, maps
 from explorer.banner import banner_html
 from explorer.explorer import FAITHFULNESS_DEFAULT, LAYERS, Explorer
 from explorer.maps import Settings
@@ -439,3 +439,9 @@ def spec(name: str) -> tuple[str, dict[str, Any]]:
     """(kind, keyword arguments with the element id) for output ``name``."""
     kind, kw = COMPONENTS[name]
     return kind, {**kw, "elem_id": element_id(name)}
+
+
+def load_js() -> str:
+    """What the page runs once when it loads: the embed layout and accessible names (`links.EMBED_JS`),
+    and the overlay redraw's function (`maps.redraw_definition`)."""
+    return f"() => {{ {maps.redraw_definition()}\n  return ({links.EMBED_JS})(); }}"

@@ -4,6 +4,7 @@ checked against the server's pixels in a real browser (tests/test_browser.py).""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -67,20 +68,24 @@ def test_a_constant_map_is_sent_as_zeros_never_nan(explorer: Explorer, tmp_path:
 
 
 def test_the_script_gets_the_server_s_constants_and_colour_tables() -> None:
-    for method in maps.REDRAWN:
-        for moved_on in (False, True):
-            js = maps.redraw_js(method, moved_on)
-            assert not re.search(r"__[A-Z]+__", js), "a placeholder left unfilled"
-            assert f'method = "{method}"' in js and f"Math.pow(i / 65536, {maps.GAMMA})" in js
-            assert (moved_on and "drawn" in js) or not moved_on
-    luts = re.search(r"S\.luts \?\?= Object\.fromEntries\(Object\.entries\((\{.*?\})\)", maps.redraw_js("cam"))
-    assert luts is not None
-    import json
+    """Defined once per page (the events call it): ~19 KB, where each of the 8 events carried a copy."""
+    from explorer import page
 
+    defined = maps.redraw_definition()
+    assert defined.startswith("window.camRedraw = async (method, target,") and defined in page.load_js()
+    assert not re.search(r"__[A-Z]+__", defined), "a placeholder left unfilled"
+    assert f"Math.pow(i / 65536, {maps.GAMMA})" in defined and f"{maps.DESATURATE} * grey" in defined
+    luts = re.search(r"S\.luts \?\?= Object\.fromEntries\(Object\.entries\((\{.*?\})\)", defined)
+    assert luts is not None
     tables = json.loads(luts.group(1))
     assert set(tables) == set(render.COLORMAPS)
     for name, hexed in tables.items():
         assert bytes.fromhex(hexed) == render.colormap_lut(name).tobytes()
+    for method in maps.REDRAWN:
+        for moved_on in (False, True):
+            js = maps.redraw_js(method, moved_on)
+            assert f'window.camRedraw("{method}", ...a)' in js and len(js) < 300
+            assert ("drawn" in js) == moved_on
 
 
 def test_the_page_redraws_the_overlays_then_the_server_sends_the_rest(

@@ -1,18 +1,19 @@
-// One overlay (__METHOD__: the CAM or Grad-CAM tab's) redrawn in the browser; explorer/maps.py fills the
-// __NAMES__. It runs on a change of class, opacity or colour map, and when an explanation arrives drawn
-// with settings the controls have since left. Same formula as explorer.maps.paint / cam.render.overlay:
+// The page's redraw of one overlay (the CAM or the Grad-CAM tab's), defined once per page as
+// `window.camRedraw` (explorer/maps.py fills the __NAMES__; each event calls it with its method). It runs
+// on a change of class, opacity or colour map, and when an explanation arrives drawn with settings the
+// controls have since left. Same formula as explorer.maps.paint / cam.render.overlay:
 //   m = the class's map after ReLU, min-max scaled to [0, 1], bilinearly resized to the photo
 //       (OpenCV's INTER_LINEAR: pixel centres aligned, edges clamped),
 //   a = opacity * m ** GAMMA,   out = round(a * colormap(m) + (1 - a) * photo greyed by DESATURATE).
 // The maps come from explorer.maps.overlay_maps (16-bit values in a PNG's R and G). The result is an
 // uncompressed BMP: encoding a JPEG in the page took longer than all the arithmetic. A map with no
 // positive evidence is left to the server (its muted photo and note); so is anything unexpected.
-async (target, opacity, colormap, slider, maps, meta) => {
+async (method, target, opacity, colormap, slider, maps, meta) => {
   try {
     const S = (window.__camRedraw ??= {cache: new Map(), urls: {}, drawn: {}});
     S.luts ??= Object.fromEntries(Object.entries(__LUTS__).map(
       ([k, hex]) => [k, Uint8Array.from(hex.match(/../g), b => parseInt(b, 16))]));
-    const lut = S.luts[colormap], method = "__METHOD__";
+    const lut = S.luts[colormap];
     const c = target === "predicted" ? meta?.predicted : meta?.classes.indexOf(target);
     const block = meta?.methods.indexOf(method);
     if (!meta || !maps?.url || !slider?.[0]?.url || !lut || !(c >= 0) || !(block >= 0)) return [slider];
