@@ -42,6 +42,7 @@ MAX_UPLOAD_MB = 10
 # 8 clients x 6 /explain calls: limit 1 / 2 / 4 gave 2.8-3.2 / 3.8 / 3.6 requests/s, so 2 workers.
 CONCURRENCY_ID, CONCURRENCY_LIMIT, QUEUE_MAX_SIZE = "cam-model", 2, 64
 DELETE_CACHE = (600, 3600)  # every 10 min delete uploads and outputs older than 1 h
+STATE_SESSIONS = 100  # Gradio's copy of the page's config per session: 0.26 MB, 10,000 kept, closed or not
 PROGRESS = gr.Progress()  # the default Gradio replaces by each request's own tracker
 MODEL: dict[str, Any] = {"concurrency_id": CONCURRENCY_ID, "api_visibility": "private"}
 QUICK: dict[str, Any] = {"queue": False, "api_visibility": "private"}  # no network: off the queue
@@ -50,7 +51,6 @@ LAST: dict[str, Any] = {"trigger_mode": "always_last", "show_progress": "minimal
 CSS = (ROOT / "explorer" / "text" / "page.css").read_text(encoding="utf-8")
 log = logging.getLogger("cam.app")
 
-# ------------------------------------------------------------------------------------------------
 # Errors: users see our messages, never a traceback.
 
 P = ParamSpec("P")
@@ -77,7 +77,6 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-# ------------------------------------------------------------------------------------------------
 # Gradio 6.31 work-arounds, all here. Drop each once the Gradio version it names is left behind.
 
 
@@ -243,12 +242,12 @@ def launch_kwargs() -> dict[str, Any]:
         "theme": gr.themes.Soft(),
         "css": CSS,
         "js": page.load_js(),  # the embed layout, accessible names, the overlays' redraw (explorer/page.py)
+        "state_session_capacity": STATE_SESSIONS,
         "mcp_server": True,  # the endpoints as MCP tools at /gradio_api/mcp/ (needs the `mcp` package)
         "app_kwargs": {"middleware": guard.middleware()},  # request-body limits (explorer/guard.py)
     }
 
 
-# ------------------------------------------------------------------------------------------------
 # The page: `explorer.page` describes it as data; each part becomes the component of its kind.
 
 CONTAINERS = {"row", "column", "tabs", "tab", "accordion"}
@@ -274,7 +273,6 @@ def build(parts: tuple[page.Part, ...], c: dict[str, Any], ex: Explorer) -> dict
     return c
 
 
-# ------------------------------------------------------------------------------------------------
 # Events: handlers are short adapters from the controls to `Explorer` and back, by name.
 
 
@@ -290,8 +288,9 @@ def build_demo(ex: Explorer) -> gr.Blocks:
 
         def values(view: Any) -> dict[Any, Any]:
             """A view-model's fields -> {component: value}, and the properties `views.updates` changes too."""
-            out = {c[f.name]: getattr(view, f.name) for f in fields(view) if f.name in c}
-            return out | {c[name]: gr.update(**props) for name, props in views.updates(view).items()}
+            named = view if isinstance(view, dict) else vars(view)
+            out = {c[name]: value for name, value in named.items() if name in c}
+            return out | {c[name]: gr.update(**props) for name, props in views.updates(named).items()}
 
         base = [c[k] for k in ("image", "target", "layer", "opacity", "colormap", "tab")]
         main_out, methods_out = outs(views.MainView), outs(views.MethodsTab)
@@ -312,38 +311,38 @@ def build_demo(ex: Explorer) -> gr.Blocks:
 
         @user_errors
         def on_explain(request: gr.Request, image: str | None, target: str, layer: str, opacity: float, cmap: str,
-                       open_tab: str, shared: bool, new_image: bool = True) -> dict[Any, Any]:  # fmt: skip
+                       open_tab: str, shared: bool, new_image: bool = True, changed: str | None = None
+                       ) -> dict[Any, Any]:  # fmt: skip
             if not image:
                 if new_image:
                     raise gr.Error("Upload a photo of a pot plant first (or pick an example).")
                 return {}
-            reader = Who.of(request)
-            view = ex.main_view(reader, image, Settings(target, layer, opacity, cmap, shared))
+            reader, settings = Who.of(request), Settings(target, layer, opacity, cmap, shared)
+            if changed:  # the page redrew the overlays: only what else this setting alters
+                return values(ex.look_update(reader, image, settings, changed))
+            view = ex.main_view(reader, image, settings)
             if not new_image:
                 return values(view)
             ex.store.put(reader.session, reader.client, "last-image", image)  # what a refused photo goes back to
             return values(view) | {c["trust_editor"]: {"background": view.photo, "layers": [], "composite": None}}
 
-        def on_image(request: gr.Request, *args: Any, new_image: bool = True) -> dict[Any, Any]:
+        def on_image(request: gr.Request, *args: Any, **how: Any) -> dict[Any, Any]:
             """A refused photo or setting leaves the last good result (and photo) on screen and says why in
             a toast: a raised gr.Error would put an "Error" pill on every output."""
             reader = Who.of(request)
             try:
-                out = on_explain(request, *args, new_image=new_image)  # type: ignore[misc]
+                out = on_explain(request, *args, **how)
             except gr.Error as exc:
                 gr.Warning(str(exc.message), duration=10)
-                last = ex.store.get(reader.session, "last-image") if new_image else None
+                last = ex.store.get(reader.session, "last-image") if how.get("new_image", True) else None
                 return {c["image"]: last} if last else {}
             return out
 
-        def on_settings(request: gr.Request, *args: Any) -> dict[Any, Any]:
-            return on_image(request, *args, new_image=False)  # the painting stays
+        def on_settings(changed: str | None = None) -> Callable[..., dict[Any, Any]]:
+            def run(request: gr.Request, *args: Any) -> dict[Any, Any]:  # the painting stays
+                return on_image(request, *args, new_image=False, changed=changed)
 
-        def on_look(request: gr.Request, *args: Any) -> dict[Any, Any]:
-            """Class, opacity or colour map: what the page redrew itself (`maps.left_to_page`) stays."""
-            out = on_settings(request, *args)
-            stay = {c[name] for name in maps.left_to_page(out.get(c["overlay_meta"]), args[1])}
-            return {k: v for k, v in out.items() if k not in stay}
+            return run
 
         def with_progress(view: Callable[..., Any], what: str) -> Callable[..., Any]:
             """`view` with a progress bar; the Cancel button stops it between forward passes."""
@@ -361,8 +360,8 @@ def build_demo(ex: Explorer) -> gr.Blocks:
         def on_cancel(request: gr.Request) -> None:
             ex.cancel(Who.of(request))
 
-        def on_pixel(evt: gr.SelectData) -> tuple[int, int]:
-            return int(evt.index[0]) // 2, int(evt.index[1]) // 2  # pixels of the 2x picture -> model input
+        def on_pixel(evt: gr.SelectData) -> list[int]:
+            return [int(evt.index[0]) // 2, int(evt.index[1]) // 2]  # pixels of the 2x picture -> model input
 
         @user_errors
         def on_load(request: gr.Request) -> dict[Any, Any]:
@@ -401,12 +400,13 @@ def build_demo(ex: Explorer) -> gr.Blocks:
             return trigger(None, inputs, c[f"{method}_slider"], js=js, **kw, **QUICK)
 
         # The overlays first (the shown tab's first), then the rest. A dropdown's `input` fires twice per click.
-        for trigger in (c["target"].change, c["colormap"].change, c["opacity"].input):
-            follow([redraw(trigger, m, **LAST) for m in maps.REDRAWN][-1].then(on_look, explain_in, main_out, **MODEL))
+        for name, event in (("target", "change"), ("colormap", "change"), ("opacity", "input")):
+            drawn = [redraw(getattr(c[name], event), m, **LAST) for m in maps.REDRAWN][-1]
+            follow(drawn.then(on_settings(name), explain_in, main_out, **MODEL))
         for method in maps.REDRAWN:
             redraw(c["overlay_meta"].change, method, moved_on=True)
         for control in (c["layer"], c["shared"]):
-            follow(control.input(on_settings, explain_in, main_out, **LAST, **MODEL))
+            follow(control.input(on_settings(), explain_in, main_out, **LAST, **MODEL))
         everything = [*main_out, *methods_out, *faith_out, *channels_out]
         c["image"].clear(lambda: dict.fromkeys(everything) | {c["link"]: ""}, None, [*everything, c["link"]], **QUICK)
         for control in (c["show"], c["n"]):

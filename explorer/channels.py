@@ -8,7 +8,7 @@ and the decomposition of one clicked pixel. Charts are data frames for the page'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from cam import render
 from cam.channels import ChannelDecomposition
-from cam.network import GAP_LAYER, receptive_box, receptive_field
+from cam.network import GAP_LAYER, INPUT_SIZE, receptive_box, receptive_field
 from explorer.maps import Settings, paint
 
 Show = Literal["top", "bottom", "all"]
@@ -29,6 +29,12 @@ class ChannelTile:
     k: int
     picture: np.ndarray  # (TILE + label, TILE, 3) uint8: the feature map with its numbers written under it
     caption: str  # the same numbers as text (alt text and tests)
+
+
+def is_pixel(value: Any) -> bool:
+    """``[x, y]``: two whole numbers inside the model input."""
+    inside = isinstance(value, list | tuple) and len(value) == 2
+    return inside and all(type(v) is int and 0 <= v < INPUT_SIZE for v in value)
 
 
 def _fmt(v: float | None) -> str:

@@ -8,6 +8,7 @@ the top-k slider or the clicked pixel only re-renders.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -22,7 +23,7 @@ from cam.channels import ChannelDecomposition, decompose
 from cam.compare import compare_cam_gradcam, method_equivalences
 from cam.faithfulness import DEFAULT_STEPS, RANDOM, ImageFaithfulness, evaluate_maps
 from cam.hide import hide_region
-from cam.network import GAP_LAYER, LAYER_ALIASES
+from cam.network import GAP_LAYER, INPUT_SIZE, LAYER_ALIASES
 from cam.sanity import SanityResult, cascading_randomization
 from cam.synthetic import redraw_original, redraw_with_pot
 from explorer import channels as ch
@@ -47,6 +48,7 @@ from explorer.views import (
 )
 
 T = TypeVar("T")
+Make = Callable[[], Any]  # makes one field of a view when called
 LAYERS: tuple[str, ...] = tuple(LAYER_ALIASES)  # conv1, conv2, conv3
 UI_METHODS = ("cam", "gradcam")
 EXTRA_METHODS = tuple(m for m, s in METHODS.items() if m not in UI_METHODS and not s.needs_model)
@@ -230,12 +232,22 @@ class Explorer:
             if time.monotonic() - stamp < VIEW_CACHE_TTL_S and all(map(os.path.exists, view_files(view))):
                 return view
         r = self.explanation(who, path, s.layer).for_target(s.target)
-        view = self._render_main(r, s, example, self.overlay_file(who, path, s.layer, r))
+        parts = self._main_parts(r, s, example, self.overlay_file(who, path, s.layer, r))
+        view = MainView(**{name: make() for name, make in parts.items()})
         if cache_key is not None:
             self._views[cache_key] = (time.monotonic(), view)
             while len(self._views) > MAX_CACHED:
                 self._views.popitem(last=False)
         return view
+
+    def look_update(self, who: Who, path: str, s: Settings, changed: str) -> dict[str, Any]:
+        """After the page redrew the overlays for a new ``changed`` (`maps.LOOK`: class, opacity or colour
+        map): the `MainView` fields that change alters, by name, less the overlays the page drew."""
+        s = self.check(s)
+        r = self.explanation(who, path, s.layer).for_target(s.target)
+        parts = self._main_parts(r, s, self.example_of(path), "")
+        drawn = {f"{m}_slider" for m in maps.redrawn_in_page(maps.overlay_meta(r, s), s.target)}
+        return {name: parts[name]() for name in sorted(maps.LOOK[changed] - drawn)}
 
     def overlay_file(self, who: Who, path: str, layer: str, r: Explanation) -> str:
         """`maps.overlay_maps` of the explanation as a PNG, written once per image and layer."""
@@ -246,43 +258,46 @@ class Explorer:
             self.store.put(who.session, who.client, key, file)
         return str(file)
 
-    def _render_main(self, r: Explanation, s: Settings, example: str | None, overlay_maps: str) -> MainView:
-        files = self.files()
-        stem = f"{r.target}_{s.layer}"
-        photo = files.jpeg(maps.photo_of(r), "photo")
-        cam_overlay, cam_note = maps.overlay_or_note(r, "cam", s)
-        gc_overlay, gc_note = maps.overlay_or_note(r, "gradcam", s)
-        figure = files.png(compare.compare_figure(r, s.layer, s.colormap), f"compare_{stem}")
-        photo_example = self.examples.by_stem(example) if example else None
-        note = photo_example.note() if photo_example else ""
-        tiles = tuple(
-            (files.jpeg(img, f"class_{r.class_names[i]}"), caption)
-            for i, (img, caption) in zip(r.classes, classes.class_tiles(r, s), strict=True)
-        )
-        legend = maps.legend_html(s.colormap)
-        return MainView(
-            heading=maps.heading(r, s.target) + (f"\n\n{note}" if note else ""),
-            caveat=caveat(self.model.provenance, is_example=example is not None) or "",
-            prediction=r.probabilities,
-            cam_slider=(photo, files.jpeg(cam_overlay, f"cam_overlay_{r.target}")),
-            cam_legend=legend,
-            cam_heatmap=files.png(maps.raw_map_figure(r, "cam", GAP_LAYER), f"cam_raw_{r.target}"),
-            cam_note=cam_note,
-            gradcam_slider=(photo, files.jpeg(gc_overlay, f"gradcam_overlay_{stem}")),
-            gradcam_legend=legend,
-            gradcam_heatmap=files.png(maps.raw_map_figure(r, "gradcam", s.layer), f"gradcam_raw_{stem}"),
-            gradcam_note=gc_note,
-            compare_image=figure,
-            compare_md=compare.compare_markdown(r, compare_cam_gradcam(r), s.layer),
-            compare_png=figure,
-            cam_npy=files.npy(r.maps["cam"], f"cam_{r.target}_{GAP_LAYER}"),
-            gradcam_npy=files.npy(r.maps["gradcam"], f"gradcam_{stem}"),
-            class_tiles=tiles,
-            photo=photo,
-            example=example,
-            overlay_maps=overlay_maps,
-            overlay_meta=maps.overlay_meta(r, s),
-        )
+    def _main_parts(self, r: Explanation, s: Settings, example: str | None, overlays: str) -> dict[str, Make]:
+        """Each `MainView` field, made when called (a change of one setting makes only what it alters)."""
+        files, stem = self.files(), f"{r.target}_{s.layer}"
+        photo = functools.cache(lambda: files.jpeg(maps.photo_of(r), "photo"))
+        figure = functools.cache(lambda: files.png(compare.compare_figure(r, s.layer, s.colormap), f"compare_{stem}"))
+        note = shown.note() if example and (shown := self.examples.by_stem(example)) else ""
+
+        def slider(method: str, name: str) -> tuple[str, str]:
+            return photo(), files.jpeg(maps.overlay_or_note(r, method, s)[0], name)
+
+        def why_muted(method: str) -> str:
+            return "" if r.has_positive_evidence(method) else maps.no_evidence_note(r, method, s.layer)
+
+        def tiles() -> tuple[tuple[str, str], ...]:
+            drawn = zip(r.classes, classes.class_tiles(r, s), strict=True)
+            return tuple((files.jpeg(img, f"class_{r.class_names[i]}"), caption) for i, (img, caption) in drawn)
+
+        return {
+            "heading": lambda: maps.heading(r, s.target) + (f"\n\n{note}" if note else ""),
+            "caveat": lambda: caveat(self.model.provenance, is_example=example is not None) or "",
+            "prediction": lambda: r.probabilities,
+            "cam_slider": lambda: slider("cam", f"cam_overlay_{r.target}"),
+            "cam_legend": lambda: maps.legend_html(s.colormap),
+            "cam_heatmap": lambda: files.png(maps.raw_map_figure(r, "cam", GAP_LAYER), f"cam_raw_{r.target}"),
+            "cam_note": lambda: why_muted("cam"),
+            "gradcam_slider": lambda: slider("gradcam", f"gradcam_overlay_{stem}"),
+            "gradcam_legend": lambda: maps.legend_html(s.colormap),
+            "gradcam_heatmap": lambda: files.png(maps.raw_map_figure(r, "gradcam", s.layer), f"gradcam_raw_{stem}"),
+            "gradcam_note": lambda: why_muted("gradcam"),
+            "compare_image": figure,
+            "compare_md": lambda: compare.compare_markdown(r, compare_cam_gradcam(r), s.layer),
+            "compare_png": figure,
+            "cam_npy": lambda: files.npy(r.maps["cam"], f"cam_{r.target}_{GAP_LAYER}"),
+            "gradcam_npy": lambda: files.npy(r.maps["gradcam"], f"gradcam_{stem}"),
+            "class_tiles": tiles,
+            "photo": photo,
+            "example": lambda: example,
+            "overlay_maps": lambda: overlays,
+            "overlay_meta": lambda: maps.overlay_meta(r, s),
+        }
 
     def warm(self) -> None:
         """Explain the default example at the default settings now, so the first page shows it at once."""
@@ -387,9 +402,7 @@ class Explorer:
         image = self.image(who, path)
         return self._cached(who, ("channels", self.image_key(path), layer), lambda: decompose(self.model, image, layer))
 
-    def channels_tab(
-        self, who: Who, path: str, s: Settings, show: str, n: int, k: int, pixel: tuple[int, int] | None
-    ) -> ChannelsTab:
+    def channels_tab(self, who: Who, path: str, s: Settings, show: str, n: int, k: int, pixel: Any) -> ChannelsTab:
         s = self.check(s)
         if show not in ("top", "bottom", "all"):
             raise SettingsError(f"Show 'top', 'bottom' or 'all' channels, not {str(show)[:20]!r}.")
@@ -412,9 +425,12 @@ class Explorer:
         partial, numbers = ch.partial_sum(d, d.class_index(s.target), k, self.image(who, path).model_input, s)
         return ChannelsSum(self.files().jpeg(partial, "partial_cam"), numbers)
 
-    def channels_pixel(self, who: Who, path: str, s: Settings, pixel: tuple[int, int] | None) -> ChannelsPixel:
-        """The clicked pixel's terms (the photo to click, before a click): all a click changes."""
+    def channels_pixel(self, who: Who, path: str, s: Settings, pixel: Any) -> ChannelsPixel:
+        """The clicked pixel's terms (the photo to click, before a click): all a click changes. ``pixel``
+        is ``[x, y]`` of the model input or None; the page holds it, so it is checked like any input."""
         s = self.check(s)
+        if pixel is not None and not ch.is_pixel(pixel):
+            raise SettingsError(f"The pixel must be [x, y], whole numbers below {INPUT_SIZE}; got {str(pixel)[:40]}.")
         d = self.decomposition(who, path, s.layer)
         photo = self.image(who, path).model_input
         if pixel is None:

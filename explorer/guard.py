@@ -16,7 +16,10 @@ handler runs (eight 150 MB bodies took the app from 2.5 to 5.7 GB), and one uplo
 - at most ``max_large_bodies`` JSON bodies over ``large_body_bytes`` stream in at once (others get
   503 and ``Retry-After``), so many clients sending 14 MB data URLs together cannot add up;
 - ``closed_paths`` answer 404: Gradio's ``/gradio_api/process_recording`` runs ffmpeg, without a
-  time limit, on any video anyone posts, and this app never records its screen.
+  time limit, on any video anyone posts, and this app never records its screen; its
+  ``/gradio_api/deep_link`` writes the session's whole page state (~200 KB here, ~60 ms of CPU) to a
+  new file for every call whose state differs, never deleted (20 calls: 20 files, 4.2 MB), and this
+  app's lesson links live in the URL instead (`explorer.links`).
 
 A refused upload's partial file is removed: the abort is raised inside the body stream as a
 Starlette `MultiPartException`, which Gradio's multipart parser catches to delete its temp files
@@ -67,7 +70,7 @@ MAX_JSON_COMMAS = 10_000  # bounds json.loads to ~10k values (<= ~1 MB of Python
 LARGE_BODY_BYTES = 1 * MIB  # a JSON body above this is "large": only a data URL makes one
 MAX_LARGE_BODIES = 4  # large JSON bodies streaming in at once, all clients together
 UPLOAD_PATHS = ("/gradio_api/upload",)  # matched as a suffix, so a mount under a prefix works too
-CLOSED_PATHS = ("/gradio_api/process_recording",)
+CLOSED_PATHS = ("/gradio_api/process_recording", "/gradio_api/deep_link")
 RETRY_AFTER_S = 5
 
 

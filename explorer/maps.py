@@ -165,15 +165,20 @@ def redraw_inputs(method: str) -> tuple[str, ...]:
     return ("target", "opacity", "colormap", f"{method}_slider", "overlay_maps", "overlay_meta")
 
 
+# What a change of each setting whose overlays the page redraws alters (`Explorer.look_update`); the
+# photo, prediction and maps stay. tests/test_redraw.py renders both sides of each change to check it.
+LOOK: dict[str, frozenset[str]] = {
+    setting: frozenset(names.split())
+    for setting, names in {
+        "target": "heading cam_slider cam_heatmap cam_note gradcam_slider gradcam_heatmap gradcam_note "
+        "compare_image compare_md compare_png cam_npy gradcam_npy",
+        "opacity": "cam_slider gradcam_slider class_tiles",
+        "colormap": "cam_slider cam_legend gradcam_slider gradcam_legend compare_image compare_png class_tiles",
+    }.items()
+}
+
+
 def redrawn_in_page(meta: dict[str, Any], target: str) -> tuple[str, ...]:
     """The overlays the page's script draws itself for ``target`` (the maps with positive evidence)."""
     index = meta["predicted"] if target == PREDICTED else meta["classes"].index(target)
     return tuple(m for m in meta["methods"] if meta["positive"][m][index])
-
-
-def left_to_page(meta: dict[str, Any] | None, target: str) -> tuple[str, ...]:
-    """After a change of class, opacity or colour map: the page's outputs the server leaves as they are
-    (the overlays the page redrew, and what it drew them from). Nothing without the maps."""
-    if meta is None:
-        return ()
-    return ("overlay_maps", "overlay_meta", *(f"{m}_slider" for m in redrawn_in_page(meta, target)))

@@ -366,8 +366,10 @@ def layout(ex: Explorer) -> tuple[Part, ...]:
         text(prose("intro"), elem_id="intro"),
         Part("html", {"value": banner_html(ex.model.provenance), "elem_id": "provenance"}),
         *outputs("url_note", "overlay_maps", "overlay_meta"),
-        control("state", "tab", value="cam"),  # the open tab
-        control("state", "pixel", value=None),  # the pixel clicked inside the CAM
+        # The open tab and the pixel clicked inside the CAM, held by the page (sent with each event):
+        # Gradio's session state is only a cache here (`app.STATE_SESSIONS`), lost without harm.
+        control("radio", "tab", choices=list(links.TAB_IDS), value="cam", label="Open tab", visible=False),
+        control("json", "pixel", value=None, visible=False),
         box(
             "row",
             box("column", *controls(ex), scale=2, min_width=300, elem_id="controls"),

@@ -3,6 +3,7 @@ page's components (`explorer.page`, `app.py`); files are paths written for this 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,11 +101,11 @@ class PotTab:
     trust_pot_md: str
 
 
-def updates(view: object) -> dict[str, dict[str, Any]]:
-    """Outputs whose properties change with ``view`` besides their value, by component name: each class
-    tile (``class_0`` ...) and its caption, the proof plot and its x-axis title."""
-    tiles = getattr(view, "class_tiles", ())
-    out = {f"class_{i}": {"value": file, "label": caption} for i, (file, caption) in enumerate(tiles)}
-    if (proof := getattr(view, "channels_proof_plot", None)) is not None:
+def updates(view: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Outputs whose properties change with ``view`` (a view-model's fields by name) besides their value,
+    by component name: each class tile (``class_0`` ...) and its caption, the proof plot and its x-axis title."""
+    tiles = enumerate(view.get("class_tiles", ()))
+    out = {f"class_{i}": {"value": file, "label": caption} for i, (file, caption) in tiles}
+    if (proof := view.get("channels_proof_plot")) is not None:
         out["channels_proof_plot"] = {"value": proof, "x_title": proof.attrs["x_title"]}
     return out

@@ -492,6 +492,76 @@ def test_a_5_mb_target_is_echoed_and_logged_truncated(server: Server) -> None:
     assert longest < 10_000
 
 
+# -- sessions: what Gradio keeps per session hash -----------------------------------------------------
+
+
+def event_of(server: Server, elem_id: str, event: str) -> tuple[int, int, list[Any]]:
+    """(fn_index, trigger id, the inputs' default values) of ``event`` on component ``elem_id``."""
+    config = server.config()
+    by_id = {c["id"]: c for c in config["components"]}
+    (comp,) = [i for i, c in by_id.items() if c.get("props", {}).get("elem_id") == elem_id]
+    dep = next(d for d in config["dependencies"] if [comp, event] in [list(t) for t in d["targets"]])
+    return int(dep["id"]), comp, [by_id[i].get("props", {}).get("value") for i in dep["inputs"]]
+
+
+def predict(server: Server, fn_index: int, trigger: int, data: list[Any], session: str) -> httpx.Response:
+    """An off-queue event, as the page sends it (run/predict with the page's session hash)."""
+    body = {"data": data, "fn_index": fn_index, "session_hash": session, "trigger_id": trigger, "event_data": None}
+    return server.http.post("/gradio_api/run/predict", json=body)
+
+
+def test_deep_link_route_is_closed(server: Server) -> None:
+    """Gradio's /gradio_api/deep_link wrote the session's whole page state to a new file on every call
+    whose state differed (measured: 20 calls, 20 files, 4.2 MB, ~60 ms of CPU each), never deleted."""
+    fn, trigger, _ = event_of(server, "echo-btn", "click")
+    session = uuid.uuid4().hex[:11]
+    for k in range(3):  # a different state each time: each would have been a new file
+        assert predict(server, fn, trigger, [f"state {k}"], session).status_code == 200
+        r = server.http.get("/gradio_api/deep_link", params={"session_hash": session})
+        assert r.status_code == 404 and r.json()["error"] == "This route is closed in this app."
+    assert not list(server.uploads.rglob("deep_links"))
+
+
+def test_minted_sessions_do_not_pile_up(server: Server) -> None:
+    """Every new session hash made Gradio keep a copy of each component's config (~0.26 MB here) for up
+    to 10,000 sessions, kept after the tab closed: 1,000 one-request sessions cost ~260 MB. The app keeps
+    the last `app.STATE_SESSIONS`; its RSS is read once its memory trimmer (every 2 s) has run."""
+    fn, trigger, _ = event_of(server, "echo-btn", "click")
+    for k in range(150):  # past the capacity first, so what is measured is the steady state
+        predict(server, fn, trigger, ["warm"], f"warm{k}")
+    time.sleep(3)
+    before = server.rss()
+    for k in range(1000):
+        assert predict(server, fn, trigger, [f"minted {k}"], f"minted{k}").status_code == 200
+    time.sleep(3)
+    growth = (server.rss() - before) / MIB
+    server.note(f"1,000 minted sessions: RSS +{growth:.0f} MB")
+    assert growth < 60, f"RSS grew {growth:.0f} MB over 1,000 one-request sessions"
+
+
+def test_the_page_s_held_state_is_checked_like_any_input(server: Server) -> None:
+    """The open tab and the clicked pixel are held by the page (so losing Gradio's session state loses
+    nothing): a client can send anything for them, and gets a message, not a traceback."""
+    upload = {"path": server.upload("held.png", png_bytes(200)), "meta": META}
+    fn, _, _ = event_of(server, "channels-pixel-image", "select")
+    follow = next(d for d in server.config()["dependencies"] if d.get("trigger_after") == fn)
+    inputs: list[Any] = [upload, "predicted", "conv3", 0.5, "jet", "inside-the-cam", None]  # ..., tab, pixel
+    assert len(follow["inputs"]) == len(inputs)
+    pixel_at = len(inputs) - 1
+    for pixel, message in (([3, "x"], "The pixel must be [x, y]"), ([-1, 5], "The pixel must be [x, y]"),
+                           ([10, 20], None)):  # fmt: skip
+        inputs[pixel_at] = pixel
+        r = server.queue(int(follow["id"]), inputs)
+        if message is None:
+            assert r["success"], r["raw"][:500]
+        else:
+            assert not r["success"] and message in (r["output"].get("error") or ""), r["raw"][:500]
+            assert "Traceback" not in r["raw"]
+    inputs[5] = "../../etc"
+    r = server.queue(int(follow["id"]), inputs)
+    assert not r["success"] and "Open tab: '../../etc' is not one of its choices." in (r["output"]["error"] or "")
+
+
 # -- after the attacks -----------------------------------------------------------------------------
 
 

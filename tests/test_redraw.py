@@ -94,19 +94,26 @@ def test_the_page_redraws_the_overlays_then_the_server_sends_the_rest(
     """A class, opacity or colour-map change: page-side functions first, then the server leaves the
     overlays the page drew (and the maps it drew them from) as they are, and fills everything else."""
     image = str(photos["blue"])
-    for elem_id, event in (("target", "change"), ("colormap", "change"), ("opacity", "input")):
+    looks = {"target": ("change", {"explained-class", "cam-heatmap", "compare-image"}, {"class-greg"}),
+             "colormap": ("change", {"compare-image", "class-greg", "cam-legend"}, {"cam-heatmap"}),
+             "opacity": ("input", {"class-greg"}, {"compare-image", "cam-heatmap"})}  # fmt: skip
+    for elem_id, (event, sent, left) in looks.items():
         first = [f for f in demo.fns.values() if (by_id(demo, elem_id)._id, event) in map(tuple, f.targets)]
         assert [f.fn for f in first] == [None, None] and all(f.js for f in first), "both overlays, in the page"
         assert [f.outputs for f in first] == [[by_id(demo, "cam-slider")], [by_id(demo, "gradcam-slider")]]
         server = triggered(demo, elem_id, event)
         assert server.trigger_after == first[-1]._id, "the server's work starts after the page's redraw"
         out = server.fn(request(session="s-look"), image, "greg", "conv3", 0.35, "viridis", "cam", False)
-        shown = {getattr(k, "elem_id", None) for k in out}
+        shown = {getattr(k, "elem_id", None): v for k, v in out.items()}
         view = explorer.main_view(Who("s-look", "127.0.0.1"), image, Settings("greg", "conv3", 0.35, "viridis"))
         drawn = maps.redrawn_in_page(view.overlay_meta, "greg")
         assert drawn == ("cam", "gradcam")  # this photo has positive evidence for greg in both maps
-        assert not {"cam-slider", "gradcam-slider", "overlay-maps", "overlay-meta"} & shown
-        assert {"explained-class", "cam-heatmap", "compare-image", "class-greg"} <= shown
+        assert not {"cam-slider", "gradcam-slider", "overlay-maps", "overlay-meta"} & set(shown)
+        assert sent <= set(shown) and not left & set(shown), (elem_id, sorted(shown))
+        values = [v.get("value") if isinstance(v, dict) else v for v in shown.values()]  # tiles: gr.update
+        files = [v for v in values if isinstance(v, str) and Path(v).is_file()]
+        written = sorted(p.name for p in Path(files[0]).parent.iterdir())  # this response's folder
+        assert written and not [n for n in written if "overlay" in n], written
 
 
 def test_the_server_sends_the_muted_overlay_the_page_leaves(
@@ -134,3 +141,35 @@ def test_a_new_explanation_sends_the_maps_and_the_overlays(demo: gr.Blocks, phot
         shown = {getattr(k, "elem_id", None): v for k, v in out.items()}
         assert {"cam-slider", "gradcam-slider", "overlay-maps", "overlay-meta"} <= set(shown)
         assert Path(shown["overlay-maps"]).is_file() and shown["overlay-meta"]["drawn"]["target"] == "predicted"
+
+
+def content(value: object) -> object:
+    """A field's content: a written file's bytes (each response writes to a fresh folder), recursively."""
+    if isinstance(value, str) and Path(value).is_file():
+        return Path(value).read_bytes()
+    if isinstance(value, tuple | list):
+        return tuple(content(v) for v in value)
+    return value
+
+
+@pytest.mark.parametrize(("changed", "to"), [("target", "rudo"), ("opacity", 0.8), ("colormap", "jet")])
+def test_a_look_change_sends_what_it_alters_and_nothing_else_changes(
+    explorer: Explorer, photos: dict[str, Path], changed: str, to: object
+) -> None:
+    """`maps.LOOK` checked by rendering both sides: every field it leaves out has the same content after
+    the change, and `Explorer.look_update` sends the rest (less the overlays the page drew) as the full
+    view would show them."""
+    image, who = str(photos["blue"]), Who(f"s-look-{changed}", "127.0.0.1")
+    before = Settings("greg", "conv3", 0.35, "viridis")
+    after = Settings(**{**vars(before), changed: to})
+    old, new = (vars(explorer.main_view(who, image, s)) for s in (before, after))
+    differ = {name for name in old if content(old[name]) != content(new[name])}
+    # The meta records the settings the overlays were drawn with; the page keeps its own, and the rest is equal.
+    assert {**old["overlay_meta"], "drawn": None} == {**new["overlay_meta"], "drawn": None}
+    differ.discard("overlay_meta")
+    assert differ <= maps.LOOK[changed], f"changed but not sent: {differ - maps.LOOK[changed]}"
+    assert "cam_slider" in differ and "gradcam_slider" in differ  # the page's redraw is needed at all
+    sent = explorer.look_update(who, image, after, changed)
+    drawn = {f"{m}_slider" for m in maps.redrawn_in_page(new["overlay_meta"], str(after.target))}
+    assert drawn == {"cam_slider", "gradcam_slider"} and set(sent) == maps.LOOK[changed] - drawn
+    assert {name: content(v) for name, v in sent.items()} == {name: content(new[name]) for name in sent}
