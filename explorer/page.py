@@ -368,7 +368,15 @@ def layout(ex: Explorer) -> tuple[Part, ...]:
         *outputs("url_note", "overlay_maps", "overlay_meta"),
         # The open tab and the pixel clicked inside the CAM, held by the page (sent with each event):
         # Gradio's session state is only a cache here (`app.STATE_SESSIONS`), lost without harm.
-        control("radio", "tab", choices=list(links.TAB_IDS), value="cam", label="Open tab", visible=False),
+        control(
+            "radio",
+            "tab",
+            choices=list(links.TAB_IDS),
+            value="cam",
+            label="Open tab",
+            elem_id="open-tab",
+            visible=False,
+        ),
         control("json", "pixel", value=None, visible=False),
         box(
             "row",

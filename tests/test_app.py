@@ -162,14 +162,14 @@ def test_events_off_the_queue_never_run_the_network(cold: tuple[Explorer, gr.Blo
     (never computed, or evicted). Every such event that reads the photo is called here, cold."""
     _, demo, forwards = cold
     given = {"input-image": str(photos["teal"]), "target": "predicted", "layer": "conv3",
-             "opacity": Settings().opacity, "colormap": Settings().colormap, "faith-methods": ["cam"]}  # fmt: skip
+             "opacity": Settings().opacity, "colormap": Settings().colormap, "faith-methods": ["cam"],
+             "open-tab": "trust"}  # fmt: skip
     image = by_id(demo, "input-image")
     called = []
     for fn in demo.fns.values():
         if fn.fn is None or fn.queue is not False or not any(i is image for i in fn.inputs):
             continue
-        args = [given.get(getattr(i, "elem_id", None) or "", "trust" if isinstance(i, gr.State) else default(i))
-                for i in fn.inputs]  # fmt: skip
+        args = [given.get(getattr(i, "elem_id", None) or "", default(i)) for i in fn.inputs]
         first = next(iter(inspect.signature(fn.fn).parameters.values()), None)
         if first is not None and first.name == "request":
             args.insert(0, request())
