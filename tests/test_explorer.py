@@ -448,6 +448,19 @@ def test_examples_at_default_settings_are_served_from_the_view_cache(
     assert again == first and len(forwards) == n
 
 
+def test_an_example_is_known_by_its_content_and_a_rewritten_file_is_hashed_again(
+    explorer: Explorer, tmp_path: Path
+) -> None:
+    """`example_of` hashes a file once per version (path, size, mtime): a re-upload of an example is
+    that example, and the same path rewritten with other bytes is not."""
+    copy_of = tmp_path / "upload.jpg"
+    copy_of.write_bytes((EXAMPLES / "rudo_2.jpg").read_bytes())
+    assert explorer.example_of(str(copy_of)) == "rudo_2"
+    assert explorer.example_of(str(copy_of)) == "rudo_2"  # from the cache
+    copy_of.write_bytes((EXAMPLES / "rudo_2.jpg").read_bytes() + b"\0")
+    assert explorer.example_of(str(copy_of)) is None
+
+
 # ------------------------------------------------------------------------------------------------ errors
 
 
