@@ -105,22 +105,9 @@ class Server:
         config: dict[str, Any] = r.json()
         return config
 
-    def click_event(self, elem_id: str) -> tuple[int, int, list[Any]]:
-        """(fn_index, trigger id, the inputs' default values) of the click event of button ``elem_id``,
-        read from /config as the page reads it (the page's events are private: no API name)."""
-        config = self.config()
-        by_id = {c["id"]: c for c in config["components"]}
-        ids = [i for i, c in by_id.items() if c.get("props", {}).get("elem_id") == elem_id]
-        assert ids, f"no component with elem_id {elem_id!r}"
-        for dep in config["dependencies"]:
-            if any(t[0] == ids[0] and t[1] == "click" for t in dep["targets"]):
-                defaults = [by_id[i].get("props", {}).get("value") for i in dep["inputs"]]
-                return int(dep["id"]), ids[0], defaults
-        raise AssertionError(f"no click event on {elem_id!r}")
-
     def explain_click(self, image: Any, target: str | None = None) -> dict[str, Any]:
         """The page's Explain button, with ``image`` (and ``target``) and the other controls' defaults."""
-        fn_index, trigger, data = self.click_event("explain")
+        fn_index, trigger, data = event_of(self, "explain", "click")
         data[0] = image
         if target is not None:
             data[1] = target
@@ -496,7 +483,8 @@ def test_a_5_mb_target_is_echoed_and_logged_truncated(server: Server) -> None:
 
 
 def event_of(server: Server, elem_id: str, event: str) -> tuple[int, int, list[Any]]:
-    """(fn_index, trigger id, the inputs' default values) of ``event`` on component ``elem_id``."""
+    """(fn_index, trigger id, the inputs' default values) of ``event`` on component ``elem_id``, read
+    from /config as the page reads it (the page's events are private: no API name)."""
     config = server.config()
     by_id = {c["id"]: c for c in config["components"]}
     (comp,) = [i for i, c in by_id.items() if c.get("props", {}).get("elem_id") == elem_id]
